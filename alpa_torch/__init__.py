@@ -1,0 +1,14 @@
+"""alpa_torch: automatic inter- and intra-operator parallelism for PyTorch.
+
+The Alpa planner (OSDI'22) rebuilt for PyTorch, with its core in C++.
+Start with ``alpa_torch.capture(model, example_args)``.
+"""
+from alpa_torch.errors import AlpaError, CaptureError, PlanInfeasibleError
+from alpa_torch.capture import CapturedGraph, LayerSummary, capture, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlpaError", "CaptureError", "PlanInfeasibleError",
+    "CapturedGraph", "LayerSummary", "capture", "load",
+]

@@ -1,0 +1,17 @@
+// This file implements the alpa_torch._C extension module: the one pybind11
+// module, which only gathers the per-area bindings.
+#include <pybind11/pybind11.h>
+
+#include "python/status_exceptions.h"
+
+namespace py = pybind11;
+
+namespace alpa::python {
+void bind_ir(py::module_& m);
+}  // namespace alpa::python
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "alpa_torch C++ core: graph IR and planner";
+  alpa::python::register_exception_translators(m);
+  alpa::python::bind_ir(m);
+}

@@ -1,0 +1,138 @@
+"""Bad input to capture/load: every case raises a clear, typed error."""
+import json
+
+import pytest
+import torch
+
+import alpa_torch
+from alpa_torch import CaptureError
+
+from conftest import mlp_model
+
+
+class DataDependent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.fc(x)
+        if y.sum() > 0:  # branch on tensor data
+            return y * 2
+        return y
+
+
+def test_rejects_non_module():
+    with pytest.raises(TypeError, match="expects a torch.nn.Module, got function"):
+        alpa_torch.capture(lambda x: x, (torch.ones(2),))
+
+
+def test_rejects_bad_example_args():
+    model, _ = mlp_model()
+    with pytest.raises(TypeError, match="example_args must be a tuple"):
+        alpa_torch.capture(model, {"x": torch.ones(2, 64)})
+    with pytest.raises(TypeError, match="example_kwargs must be a dict"):
+        alpa_torch.capture(model, (torch.ones(2, 64),), [1])
+
+
+def test_single_tensor_args_are_accepted():
+    model, (x,) = mlp_model()
+    assert alpa_torch.capture(model, x).param_fqns()
+
+
+def test_data_dependent_control_flow_names_the_cause():
+    with pytest.raises(CaptureError) as info:
+        alpa_torch.capture(DataDependent(), (torch.randn(2, 4),))
+    msg = str(info.value)
+    assert "data-dependent control flow" in msg
+    assert "test_capture_errors.py" in msg  # the line of the model code
+    assert "torch.where" in msg  # the fix
+
+
+def test_cache_output_names_use_cache():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64,
+                                       n_positions=16, use_cache=True,
+                                       bos_token_id=0, eos_token_id=0))
+    with pytest.raises(CaptureError, match="use_cache=False"):
+        alpa_torch.capture(model, (torch.randint(0, 64, (1, 8)),))
+
+
+def test_wrong_input_shape_is_a_capture_error():
+    model, _ = mlp_model()
+    with pytest.raises(CaptureError, match="cannot capture MLP"):
+        alpa_torch.capture(model, (torch.ones(2, 3),))
+
+
+@pytest.fixture
+def graph_doc(tmp_path):
+    model, args = mlp_model()
+    path = tmp_path / "g.json"
+    alpa_torch.capture(model, args).save(path)
+    return json.loads(path.read_text()), tmp_path
+
+
+def _load_doc(doc, tmp_path):
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(doc))
+    return alpa_torch.load(path)
+
+
+def test_malformed_json(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"format": "alpa_torch.graph", "version": 1, nodes: []}')
+    with pytest.raises(ValueError, match=r"malformed JSON at line 1, column \d+"):
+        alpa_torch.load(path)
+
+
+def test_truncated_json(graph_doc):
+    doc, tmp = graph_doc
+    text = json.dumps(doc)
+    path = tmp / "cut.json"
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        alpa_torch.load(path)
+
+
+def test_empty_and_missing_files(tmp_path):
+    (tmp_path / "empty.json").write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        alpa_torch.load(tmp_path / "empty.json")
+    with pytest.raises(FileNotFoundError, match="no graph file"):
+        alpa_torch.load(tmp_path / "absent.json")
+
+
+def test_cycle_is_rejected(graph_doc):
+    doc, tmp = graph_doc
+    nodes = doc["nodes"]
+    ops = [n for n in nodes if n["kind"] == "op"]
+    first, last = ops[0], ops[-1]
+    first["inputs"][0] = [last["id"], 0]  # first op now reads the last one
+    with pytest.raises(ValueError, match="cycle"):
+        _load_doc(doc, tmp)
+
+
+def test_shape_mismatch_is_rejected(graph_doc):
+    doc, tmp = graph_doc
+    linear = next(n for n in doc["nodes"] if n.get("op") == "aten.linear.default")
+    linear["outputs"][0]["shape"][-1] += 1
+    with pytest.raises(ValueError, match="shape mismatch at node"):
+        _load_doc(doc, tmp)
+
+
+def test_other_version_and_format(graph_doc):
+    doc, tmp = graph_doc
+    doc["version"] = 99
+    with pytest.raises(ValueError, match="version 99.*upgrade alpa_torch"):
+        _load_doc(doc, tmp)
+    doc["version"] = 1
+    doc["format"] = "something.else"
+    with pytest.raises(ValueError, match="not an alpa_torch graph"):
+        _load_doc(doc, tmp)
+
+
+def test_wrong_field_type(graph_doc):
+    doc, tmp = graph_doc
+    doc["nodes"][0]["outputs"] = "f32[2]"
+    with pytest.raises(ValueError, match=r"nodes\[0\].*outputs.*must be an array"):
+        _load_doc(doc, tmp)
