@@ -5,10 +5,14 @@ Start with ``alpa_torch.capture(model, example_args)``.
 """
 from alpa_torch.errors import AlpaError, CaptureError, PlanInfeasibleError
 from alpa_torch.capture import CapturedGraph, LayerSummary, capture, load
+from alpa_torch.cluster import Cluster
+from alpa_torch.plan import CollectiveRecord, Plan, Stage
+from alpa_torch.api import plan
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlpaError", "CaptureError", "PlanInfeasibleError",
     "CapturedGraph", "LayerSummary", "capture", "load",
+    "Cluster", "CollectiveRecord", "Plan", "Stage", "plan",
 ]

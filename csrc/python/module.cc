@@ -8,10 +8,12 @@ namespace py = pybind11;
 
 namespace alpa::python {
 void bind_ir(py::module_& m);
+void bind_planner(py::module_& m);
 }  // namespace alpa::python
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "alpa_torch C++ core: graph IR and planner";
   alpa::python::register_exception_translators(m);
   alpa::python::bind_ir(m);
+  alpa::python::bind_planner(m);
 }

@@ -1,0 +1,118 @@
+"""The user-facing entry points: ``plan`` (one process, no torch.distributed).
+
+``plan`` captures the model (or takes a captured graph), builds the cluster
+description, and runs the C++ planner. Planning never needs the cluster to
+exist, so it runs anywhere, e.g. on a laptop for a 64-GPU cluster.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+
+from alpa_torch import _C
+from alpa_torch.capture import CapturedGraph, capture
+from alpa_torch.cluster import Cluster, as_cluster
+from alpa_torch.plan import Plan
+
+_OPTIMIZER_STATE = {"adam": 2.0, "adamw": 2.0, "sgd": 0.0, "sgd_momentum": 1.0,
+                    "adagrad": 1.0, "rmsprop": 1.0}
+_UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value: Union[None, int, float, str]) -> float:
+    """Bytes from a number or a string such as ``"12GiB"`` / ``"500 MB"``."""
+    if value is None:
+        return math.inf
+    if isinstance(value, bool):
+        raise TypeError("memory_budget must be a number of bytes or a string like '16GiB'")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError(f"memory_budget must be positive, got {value}")
+        return float(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", value)
+        if m and (m.group(2).lower() or "b") in _UNITS:
+            return float(m.group(1)) * _UNITS[m.group(2).lower() or "b"]
+        raise ValueError(f"cannot read memory_budget {value!r}; write bytes or e.g. '16GiB', '500MB'")
+    raise TypeError(f"memory_budget must be a number of bytes or a string, got {type(value).__name__}")
+
+
+def _mesh_shape(mesh_shape, cluster: Optional[Cluster]) -> Tuple[int, int]:
+    if mesh_shape is None:
+        if cluster is not None:
+            return (cluster.num_hosts, cluster.devices_per_host)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return (1, torch.distributed.get_world_size())
+        return (1, 1)
+    if isinstance(mesh_shape, int):
+        mesh_shape = (1, mesh_shape)
+    shape = tuple(mesh_shape)
+    if len(shape) == 1:
+        shape = (1, shape[0])
+    if len(shape) != 2 or not all(isinstance(n, int) and n >= 1 for n in shape):
+        raise ValueError(f"mesh_shape must be (n0, n1) with positive ints, got {mesh_shape!r}")
+    return shape
+
+
+def _optimizer_factor(optimizer) -> float:
+    if isinstance(optimizer, (int, float)) and not isinstance(optimizer, bool):
+        return float(optimizer)
+    key = str(optimizer).lower()
+    if key not in _OPTIMIZER_STATE:
+        raise ValueError(f"unknown optimizer {optimizer!r}: pass one of "
+                         f"{sorted(_OPTIMIZER_STATE)} or the optimizer-state size in "
+                         f"units of the parameters (Adam: 2)")
+    return _OPTIMIZER_STATE[key]
+
+
+def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
+         example_kwargs: Optional[Dict[str, Any]] = None, *,
+         mesh_shape: Optional[Sequence[int]] = None,
+         cluster: Union[None, str, Dict[str, Any], Cluster] = None,
+         memory_budget: Union[None, int, float, str] = None,
+         cost_mode: str = "seconds",
+         mesh_alpha: Optional[Sequence[float]] = None,
+         mesh_beta: Optional[Sequence[float]] = None,
+         plan_overrides: Optional[Dict[str, str]] = None,
+         optimizer: Union[str, float] = "adam",
+         method: str = "intra_op",
+         time_limit_s: float = 60.0,
+         num_threads: int = 1) -> Plan:
+    """Plan how to shard ``module`` on a device mesh (Alpa's intra-op pass).
+
+    Args:
+      module: the model, or a graph from ``alpa_torch.capture``/``load``.
+      example_args, example_kwargs: an example batch (shapes are planned for).
+      mesh_shape: logical mesh (n0, n1); a 1-D mesh (1, n) splits over axis 0.
+        Default: the cluster's (hosts, devices per host).
+      cluster: a ``Cluster``, a preset name (``"a100-40gb"``...), a dict, or
+        None for local CPU processes (Gloo).
+      memory_budget: bytes per device (or ``"16GiB"``); a plan must fit.
+      cost_mode: ``"seconds"`` (roofline compute + α-β communication) or
+        ``"alpa"`` (Alpa's conventions, with ``mesh_alpha``/``mesh_beta``).
+      plan_overrides: ``{"fc1.weight": "S0R"}`` pins parameter specs.
+      optimizer: optimizer whose state counts toward memory (Adam by default).
+
+    Raises ``PlanInfeasibleError`` when no plan fits the memory budget.
+    """
+    if method != "intra_op":
+        raise NotImplementedError(f"method={method!r} is not available yet; use method='intra_op'")
+    graph = module if isinstance(module, CapturedGraph) else capture(module, example_args, example_kwargs)
+    given_cluster = None if cluster is None else as_cluster(cluster, 1)
+    shape = _mesh_shape(mesh_shape, given_cluster if isinstance(cluster, (Cluster, dict)) else None)
+    resolved = as_cluster(cluster, shape[0] * shape[1])
+    pinned = dict(plan_overrides or {})
+    for name, spec in pinned.items():
+        if not isinstance(name, str) or not isinstance(spec, str):
+            raise TypeError(f"plan_overrides maps parameter names to spec strings like 'S0R', "
+                            f"got {name!r}: {spec!r}")
+    result = _C.plan_intra_op(
+        graph.graph, resolved.to_json(), list(shape), parse_bytes(memory_budget), cost_mode,
+        None if mesh_alpha is None else [float(a) for a in mesh_alpha],
+        None if mesh_beta is None else [float(b) for b in mesh_beta],
+        pinned, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))
+    return Plan(result["plan_json"], result["solver"])

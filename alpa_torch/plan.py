@@ -1,0 +1,139 @@
+"""Plan: the planner's decision, as Python objects over its JSON form.
+
+``Plan.param_specs`` maps each parameter FQN to its ShardingSpec string for a
+single-stage plan; ``Plan.stages[i]`` holds each stage's part otherwise.
+``Plan.collectives()`` lists every collective the runtime will issue,
+forward and backward (gradient all-reduces included).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from alpa_torch import _C
+
+
+@dataclass(frozen=True)
+class CollectiveRecord:
+    stage: int
+    node: str
+    kind: str           # all_reduce, all_gather, reduce_scatter, all_to_all, send_recv
+    axes: Tuple[int, ...]
+    bytes: float        # per device
+    phase: str          # forward or backward
+    what: str
+
+
+class Stage:
+    """One pipeline stage: a sub-mesh, its logical shape, its shardings."""
+
+    def __init__(self, doc: Dict[str, Any]):
+        self._doc = doc
+
+    @property
+    def index(self) -> int:
+        return self._doc["index"]
+
+    @property
+    def mesh_shape(self) -> Tuple[int, int]:
+        return tuple(self._doc["mesh_shape"])
+
+    @property
+    def device_ids(self) -> List[int]:
+        return list(self._doc["device_ids"])
+
+    @property
+    def param_specs(self) -> Dict[str, str]:
+        return dict(self._doc["param_specs"])
+
+    @property
+    def input_specs(self) -> Dict[str, str]:
+        return dict(self._doc["input_specs"])
+
+    @property
+    def node_specs(self) -> Dict[str, Dict[str, Any]]:
+        """node name -> {"strategy", "inputs", "outputs"}."""
+        return {n["node"]: {k: n[k] for k in ("strategy", "inputs", "outputs")}
+                for n in self._doc["nodes"]}
+
+    @property
+    def predicted_time(self) -> float:
+        return self._doc["predicted_time"]
+
+    @property
+    def memory_bytes(self) -> float:
+        return self._doc["memory_bytes"]
+
+    def collectives(self) -> List[CollectiveRecord]:
+        return [CollectiveRecord(self.index, c["node"], c["kind"], tuple(c["axes"]),
+                                 c["bytes"], c["phase"], c["what"])
+                for c in self._doc["collectives"]]
+
+
+class Plan:
+    """A plan; build one with ``alpa_torch.plan(...)`` or ``Plan.from_json``."""
+
+    def __init__(self, plan_json: str, solver: Optional[Dict[str, Any]] = None):
+        self._json = _C.plan_normalize(plan_json)  # validates
+        self._doc = json.loads(self._json)
+        self.solver = dict(solver or {})  # sizes and timings; not part of the JSON
+        self.stages = [Stage(s) for s in self._doc["stages"]]
+
+    # -- contract of DESIGN §4 ---------------------------------------------
+    @property
+    def param_specs(self) -> Dict[str, str]:
+        if len(self.stages) != 1:
+            raise ValueError(f"this plan has {len(self.stages)} stages; read "
+                             f"plan.stages[i].param_specs for each")
+        return self.stages[0].param_specs
+
+    def collectives(self) -> List[CollectiveRecord]:
+        return [c for s in self.stages for c in s.collectives()]
+
+    @property
+    def predicted_step_time(self) -> float:
+        """Seconds per training step (the slowest stage for a single stage)."""
+        return max(s.predicted_time for s in self.stages)
+
+    @property
+    def memory_per_device(self) -> float:
+        """Bytes per device of the most loaded stage."""
+        return max(s.memory_bytes for s in self.stages)
+
+    @property
+    def warnings(self) -> List[str]:
+        return list(self._doc["warnings"])
+
+    @property
+    def graph_fingerprint(self) -> str:
+        return self._doc["graph_fingerprint"]
+
+    def explain(self) -> str:
+        return _C.plan_explain(self._json)
+
+    def to_json(self, indent: Optional[int] = None) -> str:
+        if indent is None:
+            return self._json
+        return json.dumps(self._doc, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        return cls(text)
+
+    def save(self, path) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self._json + "\n")
+
+    @classmethod
+    def load(cls, path) -> "Plan":
+        with open(path, "r", encoding="utf-8") as f:
+            return cls(f.read())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Plan) and self._json == other._json
+
+    def __repr__(self) -> str:
+        return (f"<Plan {self._doc['graph']!r}: {len(self.stages)} stage(s), "
+                f"{self.predicted_step_time:.3e} s/step, "
+                f"{self.memory_per_device / 2**30:.3f} GiB/device>")

@@ -1,0 +1,33 @@
+// This file implements the entry point of the intra-op ILP solver (Alpa
+// §4): IlpProblem in, one strategy per node out. ilp_solver.cc is the only
+// file that includes CBC.
+#pragma once
+
+#include "core/status.h"
+#include "intra_op/ilp_problem.h"
+
+namespace alpa::intra_op {
+
+struct IlpOptions {
+  /// Wall-clock limit for CBC, in seconds (> 0). When it is hit with a
+  /// plan in hand the solution's status is kTimeLimitFeasible.
+  double time_limit_s = 60.0;
+  /// CBC threads (>= 1). 1 keeps results reproducible run to run.
+  int num_threads = 1;
+  /// Print CBC's log to stdout.
+  bool verbose = false;
+};
+
+/// Picks one strategy per node minimizing total seconds under the memory
+/// budget (formulation in ilp_solver.cc and DESIGN.md §5).
+///
+/// Errors: InvalidArgument for a problem that does not validate() or bad
+/// options; Infeasible when no plan exists (a node whose strategies are
+/// all forbidden, a memory budget below the least memory any plan needs,
+/// CBC proving infeasibility) or when CBC found no plan within the time
+/// limit. Identical inputs give identical choices (with num_threads = 1).
+/// Problems where every node has one allowed strategy never reach CBC.
+core::StatusOr<IlpSolution> solve_ilp(const IlpProblem& problem,
+                                      const IlpOptions& options = {});
+
+}  // namespace alpa::intra_op

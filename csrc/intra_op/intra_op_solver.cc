@@ -1,0 +1,53 @@
+// This file implements solve_intra_op().
+#include "intra_op/intra_op_solver.h"
+
+#include <chrono>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "intra_op/evaluator.h"
+
+namespace alpa::intra_op {
+
+core::StatusOr<IntraOpResult> solve_intra_op(const CostGraph& cg, const IntraOpOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  IlpProblem problem = cg.to_ilp(options.memory_budget);
+  IntraOpResult r;
+  r.num_graph_nodes = static_cast<int64_t>(cg.nodes().size());
+  r.num_ilp_nodes = problem.num_nodes();
+  r.num_ilp_edges = static_cast<int64_t>(problem.edges.size());
+  for (const auto& c : problem.node_costs) r.num_ilp_variables += static_cast<int64_t>(c.size());
+  for (const auto& e : problem.edges) {
+    if (e.costs.size() > 1 && !e.costs.empty() && e.costs[0].size() > 1) {
+      r.num_ilp_variables += static_cast<int64_t>(e.costs.size() * e.costs[0].size());
+    }
+  }
+  r.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  IlpOptions ilp;
+  ilp.time_limit_s = options.time_limit_s;
+  ilp.num_threads = options.num_threads;
+  ALPA_ASSIGN_OR_RETURN(IlpSolution sol, solve_ilp(problem, ilp));
+  ALPA_ASSIGN_OR_RETURN(IlpEvaluation check, evaluate(problem, sol.choice));
+  r.solve_seconds = sol.solve_seconds;
+  r.status = sol.status;
+  r.objective = check.objective;
+  r.memory_bytes = check.memory_peak;
+  r.choice = cg.expand(sol.choice);
+  for (size_t i = 0; i < r.choice.size(); ++i) {
+    const NodeCosts& n = cg.nodes()[i];
+    size_t k = static_cast<size_t>(r.choice[i]);
+    r.compute_time += n.compute[k];
+    r.communication_time += n.comm[k];
+    if (!n.warning.empty()) r.warnings.push_back(n.warning);
+  }
+  for (const CostEdge& e : cg.edges()) {
+    r.communication_time += e.costs[static_cast<size_t>(r.choice[e.src.index()])]
+                                   [static_cast<size_t>(r.choice[e.dst.index()])];
+  }
+  std::set<std::string> unique(r.warnings.begin(), r.warnings.end());
+  r.warnings.assign(unique.begin(), unique.end());
+  return r;
+}
+
+}  // namespace alpa::intra_op

@@ -1,0 +1,70 @@
+// This file implements make_intra_op_plan().
+#include "plan/intra_op_plan.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "ir/verifier.h"
+
+namespace alpa::plan {
+
+namespace {
+
+void add_records(StagePlan& stage, const std::string& node,
+                 const std::vector<sharding::Collective>& list, const std::string& what_prefix) {
+  for (const sharding::Collective& c : list) {
+    stage.collectives.push_back(CollectiveRecord{stage.index, node, c.kind, c.axes, c.bytes, c.phase,
+                                                 what_prefix.empty() ? c.what : what_prefix});
+  }
+}
+
+}  // namespace
+
+core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
+                                        const IntraOpRequest& request,
+                                        intra_op::IntraOpResult* stats) {
+  ALPA_RETURN_IF_ERROR(ir::verify_graph(graph));
+  ALPA_ASSIGN_OR_RETURN(mesh::DeviceMesh mesh, mesh::DeviceMesh::create(cluster, request.mesh_shape));
+  if (request.axis_links) {
+    mesh.set_axis_link(0, (*request.axis_links)[0]);
+    mesh.set_axis_link(1, (*request.axis_links)[1]);
+  }
+  ALPA_ASSIGN_OR_RETURN(intra_op::CostGraph cg, intra_op::CostGraph::build(graph, mesh, request.options));
+  ALPA_ASSIGN_OR_RETURN(intra_op::IntraOpResult result, intra_op::solve_intra_op(cg, request.options));
+
+  Plan plan;
+  plan.graph_name = graph.name();
+  plan.graph_fingerprint = fmt::format("{:016x}", graph.fingerprint());
+  plan.cluster = cluster;
+  plan.cost_mode = request.options.cost.mode == cost::CostOptions::Mode::kAlpa ? "alpa" : "seconds";
+  plan.memory_budget = request.options.memory_budget;
+  plan.warnings = result.warnings;
+  StagePlan stage;
+  stage.mesh_shape = mesh.shape();
+  stage.device_ids = mesh.device_ids();
+  stage.predicted_time = result.objective;
+  stage.compute_time = result.compute_time;
+  stage.communication_time = result.communication_time;
+  stage.memory_bytes = result.memory_bytes;
+  for (const ir::Node& n : graph.nodes()) {
+    const sharding::Strategy& s = cg.nodes()[n.id.index()].strategies[static_cast<size_t>(result.choice[n.id.index()])];
+    stage.nodes.push_back(NodeSharding{n.name, s.name, s.inputs, s.outputs});
+    if (n.kind == ir::NodeKind::kParameter) stage.param_specs.emplace_back(n.target, s.outputs[0]);
+    if (n.kind == ir::NodeKind::kInput) stage.input_specs.emplace_back(n.target, s.outputs[0]);
+    add_records(stage, n.name, s.collectives, "");
+  }
+  for (const intra_op::CostEdge& e : cg.edges()) {
+    sharding::ReshardPlan rp = cg.edge_plan(e, result.choice[e.src.index()], result.choice[e.dst.index()]);
+    if (rp.empty()) continue;
+    std::string what = fmt::format("reshard input {} from %{}", e.dst_input, graph.node(e.src).name);
+    const std::string& node = graph.node(e.dst).name;
+    add_records(stage, node, rp.forward, what);
+    add_records(stage, node, rp.backward, what);
+  }
+  plan.stages.push_back(std::move(stage));
+  if (stats) *stats = result;
+  return plan;
+}
+
+}  // namespace alpa::plan

@@ -1,0 +1,254 @@
+// This file implements Plan JSON and explain().
+#include "plan/plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace alpa::plan {
+
+using core::Json;
+using sharding::ShardingSpec;
+
+bool operator==(const CollectiveRecord& a, const CollectiveRecord& b) {
+  return a.stage == b.stage && a.node == b.node && a.kind == b.kind && a.axes == b.axes &&
+         a.bytes == b.bytes && a.phase == b.phase && a.what == b.what;
+}
+
+bool operator==(const StagePlan& a, const StagePlan& b) {
+  return a.index == b.index && a.mesh_shape == b.mesh_shape && a.device_ids == b.device_ids &&
+         a.param_specs == b.param_specs && a.input_specs == b.input_specs && a.nodes == b.nodes &&
+         a.collectives == b.collectives && a.predicted_time == b.predicted_time &&
+         a.compute_time == b.compute_time && a.communication_time == b.communication_time &&
+         a.memory_bytes == b.memory_bytes;
+}
+
+double Plan::predicted_step_time() const {
+  double t = 0;
+  for (const StagePlan& s : stages) t = std::max(t, s.predicted_time);
+  return t;
+}
+
+double Plan::peak_memory_bytes() const {
+  double m = 0;
+  for (const StagePlan& s : stages) m = std::max(m, s.memory_bytes);
+  return m;
+}
+
+namespace {
+
+Json ints(const std::vector<int64_t>& v) {
+  Json a = Json::array();
+  for (int64_t x : v) a.push(Json(x));
+  return a;
+}
+
+Json specs_json(const std::vector<ShardingSpec>& specs) {
+  Json a = Json::array();
+  for (const ShardingSpec& s : specs) a.push(Json(s.to_string()));
+  return a;
+}
+
+Json named_json(const NamedSpecs& specs) {
+  Json o = Json::object();
+  for (const auto& [name, spec] : specs) o.set(name, Json(spec.to_string()));
+  return o;
+}
+
+core::StatusOr<std::vector<ShardingSpec>> specs_from(const Json& j, const std::string& where) {
+  if (!j.is_array()) return core::parse_error(where + ": expected a list of specs");
+  std::vector<ShardingSpec> out;
+  for (const Json& s : j.as_array()) {
+    if (!s.is_string()) return core::parse_error(where + ": specs are strings");
+    ALPA_ASSIGN_OR_RETURN(ShardingSpec spec, ShardingSpec::parse(s.as_string()));
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+core::StatusOr<NamedSpecs> named_from(const Json& j, const std::string& where) {
+  if (!j.is_object()) return core::parse_error(where + ": expected an object of specs");
+  NamedSpecs out;
+  for (const auto& [k, v] : j.as_object()) {
+    if (!v.is_string()) return core::parse_error(where + "." + k + ": spec must be a string");
+    ALPA_ASSIGN_OR_RETURN(ShardingSpec spec, ShardingSpec::parse(v.as_string()));
+    out.emplace_back(k, std::move(spec));
+  }
+  return out;
+}
+
+Json stage_json(const StagePlan& s) {
+  Json j = Json::object();
+  j.set("index", Json(s.index));
+  j.set("mesh_shape", ints({s.mesh_shape[0], s.mesh_shape[1]}));
+  j.set("device_ids", ints(s.device_ids));
+  j.set("param_specs", named_json(s.param_specs));
+  j.set("input_specs", named_json(s.input_specs));
+  Json nodes = Json::array();
+  for (const NodeSharding& n : s.nodes) {
+    nodes.push(Json(Json::Object{{"node", Json(n.node)}, {"strategy", Json(n.strategy)},
+                                 {"inputs", specs_json(n.inputs)}, {"outputs", specs_json(n.outputs)}}));
+  }
+  j.set("nodes", nodes);
+  Json colls = Json::array();
+  for (const CollectiveRecord& c : s.collectives) {
+    colls.push(Json(Json::Object{
+        {"node", Json(c.node)}, {"kind", Json(sharding::collective_kind_name(c.kind))},
+        {"axes", ints(std::vector<int64_t>(c.axes.begin(), c.axes.end()))},
+        {"bytes", Json(c.bytes)}, {"phase", Json(sharding::phase_name(c.phase))},
+        {"what", Json(c.what)}}));
+  }
+  j.set("collectives", colls);
+  j.set("predicted_time", Json(s.predicted_time));
+  j.set("compute_time", Json(s.compute_time));
+  j.set("communication_time", Json(s.communication_time));
+  j.set("memory_bytes", Json(s.memory_bytes));
+  return j;
+}
+
+core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
+  StagePlan s;
+  ALPA_ASSIGN_OR_RETURN(s.index, core::json_get_int(j, "index", where));
+  ALPA_ASSIGN_OR_RETURN(const Json* shape, core::json_member(j, "mesh_shape", where));
+  ALPA_ASSIGN_OR_RETURN(auto mesh_shape, core::json_int_list(*shape, where + ".mesh_shape"));
+  if (mesh_shape.size() != 2) return core::parse_error(where + ".mesh_shape: expected [n0, n1]");
+  s.mesh_shape = {mesh_shape[0], mesh_shape[1]};
+  ALPA_ASSIGN_OR_RETURN(const Json* ids, core::json_member(j, "device_ids", where));
+  ALPA_ASSIGN_OR_RETURN(s.device_ids, core::json_int_list(*ids, where + ".device_ids"));
+  ALPA_ASSIGN_OR_RETURN(const Json* ps, core::json_member(j, "param_specs", where));
+  ALPA_ASSIGN_OR_RETURN(s.param_specs, named_from(*ps, where + ".param_specs"));
+  ALPA_ASSIGN_OR_RETURN(const Json* is, core::json_member(j, "input_specs", where));
+  ALPA_ASSIGN_OR_RETURN(s.input_specs, named_from(*is, where + ".input_specs"));
+  ALPA_ASSIGN_OR_RETURN(const Json::Array* nodes, core::json_get_array(j, "nodes", where));
+  for (const Json& n : *nodes) {
+    NodeSharding ns;
+    ALPA_ASSIGN_OR_RETURN(ns.node, core::json_get_string(n, "node", where + ".nodes"));
+    ALPA_ASSIGN_OR_RETURN(ns.strategy, core::json_get_string(n, "strategy", where + ".nodes"));
+    ALPA_ASSIGN_OR_RETURN(const Json* in, core::json_member(n, "inputs", where + ".nodes"));
+    ALPA_ASSIGN_OR_RETURN(ns.inputs, specs_from(*in, where + ".nodes." + ns.node));
+    ALPA_ASSIGN_OR_RETURN(const Json* out, core::json_member(n, "outputs", where + ".nodes"));
+    ALPA_ASSIGN_OR_RETURN(ns.outputs, specs_from(*out, where + ".nodes." + ns.node));
+    s.nodes.push_back(std::move(ns));
+  }
+  ALPA_ASSIGN_OR_RETURN(const Json::Array* colls, core::json_get_array(j, "collectives", where));
+  for (const Json& c : *colls) {
+    CollectiveRecord r;
+    r.stage = s.index;
+    std::string w = where + ".collectives";
+    ALPA_ASSIGN_OR_RETURN(r.node, core::json_get_string(c, "node", w));
+    ALPA_ASSIGN_OR_RETURN(std::string kind, core::json_get_string(c, "kind", w));
+    ALPA_ASSIGN_OR_RETURN(r.kind, sharding::parse_collective_kind(kind));
+    ALPA_ASSIGN_OR_RETURN(const Json* axes, core::json_member(c, "axes", w));
+    ALPA_ASSIGN_OR_RETURN(auto axes_list, core::json_int_list(*axes, w + ".axes"));
+    for (int64_t a : axes_list) r.axes.push_back(static_cast<int>(a));
+    ALPA_ASSIGN_OR_RETURN(r.bytes, core::json_get_double(c, "bytes", w));
+    ALPA_ASSIGN_OR_RETURN(std::string phase, core::json_get_string(c, "phase", w));
+    r.phase = phase == "backward" ? sharding::Phase::kBackward : sharding::Phase::kForward;
+    ALPA_ASSIGN_OR_RETURN(r.what, core::json_get_string(c, "what", w));
+    s.collectives.push_back(std::move(r));
+  }
+  ALPA_ASSIGN_OR_RETURN(s.predicted_time, core::json_get_double(j, "predicted_time", where));
+  ALPA_ASSIGN_OR_RETURN(s.compute_time, core::json_get_double(j, "compute_time", where));
+  ALPA_ASSIGN_OR_RETURN(s.communication_time, core::json_get_double(j, "communication_time", where));
+  ALPA_ASSIGN_OR_RETURN(s.memory_bytes, core::json_get_double(j, "memory_bytes", where));
+  return s;
+}
+
+std::string gib(double bytes) { return fmt::format("{:.3f} GiB", bytes / (1024.0 * 1024.0 * 1024.0)); }
+
+std::string human_bytes(double b) {
+  if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:.2f} GiB", b / (1024.0 * 1024 * 1024));
+  if (b >= 1024.0 * 1024) return fmt::format("{:.2f} MiB", b / (1024.0 * 1024));
+  if (b >= 1024.0) return fmt::format("{:.1f} KiB", b / 1024.0);
+  return fmt::format("{:.0f} B", b);
+}
+
+}  // namespace
+
+Json Plan::to_json() const {
+  Json j = Json::object();
+  j.set("format", Json("alpa_torch.plan"));
+  j.set("version", Json(kFormatVersion));
+  j.set("graph", Json(graph_name));
+  j.set("graph_fingerprint", Json(graph_fingerprint));
+  j.set("cluster", cluster.to_json());
+  j.set("cost_mode", Json(cost_mode));
+  j.set("memory_budget", Json(memory_budget));
+  Json stages_json = Json::array();
+  for (const StagePlan& s : stages) stages_json.push(stage_json(s));
+  j.set("stages", stages_json);
+  Json w = Json::array();
+  for (const std::string& s : warnings) w.push(Json(s));
+  j.set("warnings", w);
+  return j;
+}
+
+core::StatusOr<Plan> Plan::from_json(const Json& j) {
+  ALPA_ASSIGN_OR_RETURN(std::string format, core::json_get_string(j, "format", "plan"));
+  if (format != "alpa_torch.plan") {
+    return core::parse_error(fmt::format("this JSON is a '{}', not an alpa_torch plan", format));
+  }
+  ALPA_ASSIGN_OR_RETURN(int64_t version, core::json_get_int(j, "version", "plan"));
+  if (version != kFormatVersion) {
+    return core::parse_error(fmt::format(
+        "plan JSON has format version {}, but this alpa_torch reads version {}; {}", version,
+        kFormatVersion, version > kFormatVersion ? "upgrade alpa_torch" : "re-plan the model"));
+  }
+  Plan p;
+  ALPA_ASSIGN_OR_RETURN(p.graph_name, core::json_get_string(j, "graph", "plan"));
+  ALPA_ASSIGN_OR_RETURN(p.graph_fingerprint, core::json_get_string(j, "graph_fingerprint", "plan"));
+  ALPA_ASSIGN_OR_RETURN(const Json* cluster, core::json_member(j, "cluster", "plan"));
+  ALPA_ASSIGN_OR_RETURN(p.cluster, mesh::Cluster::from_json(*cluster));
+  ALPA_ASSIGN_OR_RETURN(p.cost_mode, core::json_get_string(j, "cost_mode", "plan"));
+  ALPA_ASSIGN_OR_RETURN(p.memory_budget, core::json_get_double(j, "memory_budget", "plan"));
+  ALPA_ASSIGN_OR_RETURN(const Json::Array* stages, core::json_get_array(j, "stages", "plan"));
+  for (size_t i = 0; i < stages->size(); ++i) {
+    ALPA_ASSIGN_OR_RETURN(StagePlan s, stage_from((*stages)[i], fmt::format("stages[{}]", i)));
+    p.stages.push_back(std::move(s));
+  }
+  ALPA_ASSIGN_OR_RETURN(const Json::Array* warnings, core::json_get_array(j, "warnings", "plan"));
+  for (const Json& w : *warnings) {
+    if (w.is_string()) p.warnings.push_back(w.as_string());
+  }
+  return p;
+}
+
+core::StatusOr<Plan> Plan::parse(std::string_view text) {
+  ALPA_ASSIGN_OR_RETURN(Json j, Json::parse(text));
+  return from_json(j);
+}
+
+std::string Plan::explain() const {
+  std::string out = fmt::format("plan for graph '{}' on {}\n", graph_name, cluster.to_string());
+  out += fmt::format("cost mode {}; memory budget {}\n", cost_mode,
+                     std::isinf(memory_budget) ? std::string("none") : gib(memory_budget));
+  out += fmt::format("predicted step time {:.6f} s; peak memory per device {}\n",
+                     predicted_step_time(), gib(peak_memory_bytes()));
+  for (const StagePlan& s : stages) {
+    out += fmt::format("\nstage {}: logical mesh ({}, {}) over devices {}\n", s.index,
+                       s.mesh_shape[0], s.mesh_shape[1], s.device_ids);
+    out += fmt::format("  time {:.6f} s = compute {:.6f} s + communication {:.6f} s; memory {}\n",
+                       s.predicted_time, s.compute_time, s.communication_time, gib(s.memory_bytes));
+    out += "  parameters:\n";
+    size_t width = 0;
+    for (const auto& [name, spec] : s.param_specs) width = std::max(width, name.size());
+    for (const auto& [name, spec] : s.param_specs) {
+      out += fmt::format("    {:<{}}  {}\n", name, width, spec.to_string());
+    }
+    if (!s.input_specs.empty()) {
+      out += "  inputs:\n";
+      for (const auto& [name, spec] : s.input_specs) out += fmt::format("    {}  {}\n", name, spec.to_string());
+    }
+    out += fmt::format("  collectives ({}):\n", s.collectives.size());
+    for (const CollectiveRecord& c : s.collectives) {
+      out += fmt::format("    {:<8} {:<14} axes {}  {:>10}  at {} ({})\n", sharding::phase_name(c.phase),
+                         sharding::collective_kind_name(c.kind), c.axes, human_bytes(c.bytes), c.node, c.what);
+    }
+  }
+  for (const std::string& w : warnings) out += "warning: " + w + "\n";
+  return out;
+}
+
+}  // namespace alpa::plan

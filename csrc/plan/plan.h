@@ -1,0 +1,85 @@
+// This file implements Plan: what the planner decided, as plain data with a
+// versioned JSON form and an explain() text. A plan has stages; each stage
+// runs a slice of the graph on a sub-mesh with a logical mesh shape and
+// records every node's strategy, every parameter's spec, the collectives
+// the runtime will issue, and the predicted time and memory. Wall-clock
+// solver timings are kept out of the JSON so that the same inputs give the
+// same JSON on every rank and in every process.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/json.h"
+#include "core/status.h"
+#include "mesh/cluster.h"
+#include "sharding/collective.h"
+#include "sharding/sharding_spec.h"
+
+namespace alpa::plan {
+
+struct CollectiveRecord {
+  int64_t stage = 0;
+  std::string node;  ///< the node that issues it
+  sharding::CollectiveKind kind = sharding::CollectiveKind::kAllReduce;
+  sharding::MeshAxes axes;
+  double bytes = 0;  ///< per device
+  sharding::Phase phase = sharding::Phase::kForward;
+  std::string what;
+  friend bool operator==(const CollectiveRecord& a, const CollectiveRecord& b);
+};
+
+struct NodeSharding {
+  std::string node;
+  std::string strategy;
+  std::vector<sharding::ShardingSpec> inputs;
+  std::vector<sharding::ShardingSpec> outputs;
+  friend bool operator==(const NodeSharding& a, const NodeSharding& b) {
+    return a.node == b.node && a.strategy == b.strategy && a.inputs == b.inputs &&
+           a.outputs == b.outputs;
+  }
+};
+
+using NamedSpecs = std::vector<std::pair<std::string, sharding::ShardingSpec>>;
+
+struct StagePlan {
+  int64_t index = 0;
+  std::array<int64_t, 2> mesh_shape{1, 1};
+  std::vector<int64_t> device_ids;
+  NamedSpecs param_specs;  ///< FQN -> spec, in graph order
+  NamedSpecs input_specs;  ///< user input name -> spec
+  std::vector<NodeSharding> nodes;
+  std::vector<CollectiveRecord> collectives;
+  double predicted_time = 0;      ///< seconds per step
+  double compute_time = 0;        ///< seconds
+  double communication_time = 0;  ///< seconds
+  double memory_bytes = 0;        ///< per device
+  friend bool operator==(const StagePlan& a, const StagePlan& b);
+};
+
+struct Plan {
+  static constexpr int64_t kFormatVersion = 1;
+
+  std::string graph_name;
+  std::string graph_fingerprint;  ///< hex of ir::Graph::fingerprint()
+  mesh::Cluster cluster;
+  std::string cost_mode = "seconds";
+  double memory_budget = 0;       ///< bytes; +inf = none
+  std::vector<StagePlan> stages;
+  std::vector<std::string> warnings;
+
+  double predicted_step_time() const;
+  double peak_memory_bytes() const;
+
+  core::Json to_json() const;
+  static core::StatusOr<Plan> from_json(const core::Json& json);
+  static core::StatusOr<Plan> parse(std::string_view text);
+  /// Human-readable report: per stage the mesh, parameter specs,
+  /// collectives with bytes, predicted time and memory.
+  std::string explain() const;
+};
+
+}  // namespace alpa::plan

@@ -1,0 +1,144 @@
+// This file implements the Python bindings of the planner: clusters and
+// presets, the intra-op planner, plans (JSON in and out, explain), and the
+// ILP as plain data so tests and benchmarks can solve problems without a
+// model. Options arrive as keyword arguments; plans leave as JSON text,
+// which alpa_torch.Plan wraps.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <limits>
+
+#include "intra_op/evaluator.h"
+#include "intra_op/ilp_solver.h"
+#include "mesh/cluster.h"
+#include "plan/intra_op_plan.h"
+#include "python/status_exceptions.h"
+#include "sharding/sharding_spec.h"
+
+namespace py = pybind11;
+
+namespace alpa::python {
+namespace {
+
+mesh::Cluster cluster_from_json_text(const std::string& text) {
+  auto j = core::Json::parse(text);
+  throw_if_error(j.status());
+  return unwrap(mesh::Cluster::from_json(*j));
+}
+
+py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
+                       std::array<int64_t, 2> mesh_shape, double memory_budget,
+                       const std::string& cost_mode, std::optional<std::array<double, 2>> mesh_alpha,
+                       std::optional<std::array<double, 2>> mesh_beta,
+                       const std::map<std::string, std::string>& pinned,
+                       double optimizer_state_factor, double time_limit_s, int num_threads) {
+  plan::IntraOpRequest req;
+  req.mesh_shape = mesh_shape;
+  auto& opt = req.options;
+  opt.memory_budget = memory_budget;
+  opt.time_limit_s = time_limit_s;
+  opt.num_threads = num_threads;
+  opt.cost.optimizer_state_factor = optimizer_state_factor;
+  if (cost_mode == "alpa") {
+    opt.cost.mode = cost::CostOptions::Mode::kAlpa;
+    std::array<double, 2> a = mesh_alpha.value_or(std::array<double, 2>{1, 1});
+    std::array<double, 2> b = mesh_beta.value_or(std::array<double, 2>{1, 1});
+    req.axis_links = std::array<mesh::LinkSpec, 2>{mesh::LinkSpec{a[0], b[0]}, mesh::LinkSpec{a[1], b[1]}};
+  } else if (cost_mode != "seconds") {
+    throw_if_error(core::invalid_argument(
+        "cost_mode must be 'seconds' (roofline compute + α-β communication) or 'alpa' "
+        "(Alpa's conventions: no compute term, mesh_alpha/mesh_beta per axis), got '" + cost_mode + "'"));
+  } else if (mesh_alpha || mesh_beta) {
+    throw_if_error(core::invalid_argument(
+        "mesh_alpha/mesh_beta apply to cost_mode='alpa'; for cost_mode='seconds' describe "
+        "the links in the cluster instead"));
+  }
+  for (const auto& [name, text] : pinned) {
+    auto spec = sharding::ShardingSpec::parse(text);
+    if (!spec.ok()) throw_if_error(spec.status().with_context("plan_overrides['" + name + "']"));
+    opt.pinned[name] = *spec;
+  }
+  mesh::Cluster cluster = cluster_from_json_text(cluster_json);
+  intra_op::IntraOpResult stats;
+  plan::Plan p;
+  {
+    py::gil_scoped_release release;
+    auto result = plan::make_intra_op_plan(graph, cluster, req, &stats);
+    py::gil_scoped_acquire acquire;
+    throw_if_error(result.status());
+    p = std::move(result).value();
+  }
+  py::dict solver;
+  solver["num_graph_nodes"] = stats.num_graph_nodes;
+  solver["num_ilp_nodes"] = stats.num_ilp_nodes;
+  solver["num_ilp_edges"] = stats.num_ilp_edges;
+  solver["num_ilp_variables"] = stats.num_ilp_variables;
+  solver["build_seconds"] = stats.build_seconds;
+  solver["solve_seconds"] = stats.solve_seconds;
+  solver["status"] = intra_op::ilp_solve_status_name(stats.status);
+  py::dict out;
+  out["plan_json"] = p.to_json().dump();
+  out["solver"] = solver;
+  return out;
+}
+
+}  // namespace
+
+void bind_planner(py::module_& m) {
+  m.def("cluster_preset", [](const std::string& name, int64_t hosts, int64_t per_host) {
+    return unwrap(mesh::cluster_preset(name, hosts, per_host)).to_json().dump();
+  }, py::arg("name"), py::arg("num_hosts"), py::arg("devices_per_host"),
+     "JSON of a preset cluster (a100-40gb, h100-80gb, cpu-gloo).");
+  m.def("cluster_preset_names", &mesh::cluster_preset_names);
+  m.def("validate_cluster", [](const std::string& text) {
+    return cluster_from_json_text(text).to_json().dump();
+  });
+  m.def("plan_intra_op", &plan_intra_op, py::arg("graph"), py::arg("cluster_json"),
+        py::arg("mesh_shape"), py::arg("memory_budget"), py::arg("cost_mode"),
+        py::arg("mesh_alpha"), py::arg("mesh_beta"), py::arg("pinned"),
+        py::arg("optimizer_state_factor"), py::arg("time_limit_s"), py::arg("num_threads"));
+  m.def("plan_explain", [](const std::string& text) {
+    return unwrap(plan::Plan::parse(text)).explain();
+  });
+  m.def("plan_normalize", [](const std::string& text) {
+    return unwrap(plan::Plan::parse(text)).to_json().dump();
+  }, "Parse and re-serialize a plan (validates it).");
+  m.def("parse_sharding_spec", [](const std::string& text) {
+    return unwrap(sharding::ShardingSpec::parse(text)).to_string();
+  });
+  m.def("solve_ilp", [](const std::string& problem_json, double time_limit_s, int num_threads) {
+    auto problem = intra_op::IlpProblem::from_string(problem_json);
+    throw_if_error(problem.status());
+    throw_if_error(problem->validate());
+    intra_op::IlpOptions options;
+    options.time_limit_s = time_limit_s;
+    options.num_threads = num_threads;
+    core::StatusOr<intra_op::IlpSolution> sol = core::internal_error("unset");
+    {
+      py::gil_scoped_release release;
+      sol = intra_op::solve_ilp(*problem, options);
+    }
+    throw_if_error(sol.status());
+    py::dict out;
+    out["choice"] = sol->choice;
+    out["objective"] = sol->objective;
+    out["memory_peak"] = sol->memory_peak;
+    out["status"] = intra_op::ilp_solve_status_name(sol->status);
+    out["solve_seconds"] = sol->solve_seconds;
+    return out;
+  }, py::arg("problem_json"), py::arg("time_limit_s") = 60.0, py::arg("num_threads") = 1,
+     "Solve an IlpProblem given as JSON (see intra_op/ilp_problem.h).");
+  m.def("evaluate_ilp", [](const std::string& problem_json, const std::vector<int64_t>& choice) {
+    auto problem = intra_op::IlpProblem::from_string(problem_json);
+    throw_if_error(problem.status());
+    auto ev = unwrap(intra_op::evaluate(*problem, choice));
+    py::dict out;
+    out["objective"] = ev.objective;
+    out["memory_peak"] = ev.memory_peak;
+    out["memory_ok"] = ev.memory_ok;
+    return out;
+  });
+}
+
+}  // namespace alpa::python

@@ -1,0 +1,155 @@
+// This file implements ShardingSpec text form, local shapes and enumeration.
+#include "sharding/sharding_spec.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace alpa::sharding {
+
+bool ShardingSpec::is_replicated() const {
+  if (!partial.empty()) return false;
+  return std::all_of(dims.begin(), dims.end(), [](const MeshAxes& a) { return a.empty(); });
+}
+
+int64_t ShardingSpec::shards(int64_t d, const mesh::DeviceMesh& mesh) const {
+  int64_t n = 1;
+  for (int a : dims.at(static_cast<size_t>(d))) n *= mesh.axis_size(a);
+  return n;
+}
+
+int64_t ShardingSpec::total_shards(const mesh::DeviceMesh& mesh) const {
+  int64_t n = 1;
+  for (int64_t d = 0; d < rank(); ++d) n *= shards(d, mesh);
+  return n;
+}
+
+bool ShardingSpec::uses_axis(int a) const { return dim_of_axis(a) >= 0; }
+
+int64_t ShardingSpec::dim_of_axis(int a) const {
+  for (size_t d = 0; d < dims.size(); ++d) {
+    if (std::find(dims[d].begin(), dims[d].end(), a) != dims[d].end()) {
+      return static_cast<int64_t>(d);
+    }
+  }
+  return -1;
+}
+
+core::Status ShardingSpec::check(const ir::Shape& global, const mesh::DeviceMesh& mesh) const {
+  if (static_cast<int64_t>(global.size()) != rank()) {
+    return core::invalid_argument(fmt::format(
+        "sharding spec '{}' has {} dims but the tensor {} has {}", to_string(),
+        rank(), ir::shape_to_string(global), global.size()));
+  }
+  std::array<int, 2> used{0, 0};
+  auto use = [&](int a) -> core::Status {
+    if (a < 0 || a > 1) {
+      return core::invalid_argument(fmt::format(
+          "sharding spec '{}' names mesh axis {}; meshes have axes 0 and 1", to_string(), a));
+    }
+    if (++used[static_cast<size_t>(a)] > 1) {
+      return core::invalid_argument(fmt::format(
+          "sharding spec '{}' uses mesh axis {} twice", to_string(), a));
+    }
+    return core::ok_status();
+  };
+  for (const MeshAxes& axes : dims) {
+    for (int a : axes) ALPA_RETURN_IF_ERROR(use(a));
+  }
+  for (int a : partial) ALPA_RETURN_IF_ERROR(use(a));
+  for (int64_t d = 0; d < rank(); ++d) {
+    int64_t n = shards(d, mesh);
+    if (global[static_cast<size_t>(d)] % n != 0) {
+      return core::invalid_argument(fmt::format(
+          "sharding spec '{}' splits dim {} (size {}) into {} pieces on {}, which "
+          "does not divide it; pick a spec or mesh whose axis sizes divide the dim",
+          to_string(), d, global[static_cast<size_t>(d)], n, mesh.to_string()));
+    }
+  }
+  return core::ok_status();
+}
+
+core::StatusOr<ir::Shape> ShardingSpec::local_shape(const ir::Shape& global,
+                                                    const mesh::DeviceMesh& mesh) const {
+  ALPA_RETURN_IF_ERROR(check(global, mesh));
+  ir::Shape local = global;
+  for (int64_t d = 0; d < rank(); ++d) local[static_cast<size_t>(d)] /= shards(d, mesh);
+  return local;
+}
+
+std::string ShardingSpec::to_string() const {
+  std::string s;
+  for (const MeshAxes& axes : dims) {
+    if (axes.empty()) {
+      s += 'R';
+    } else {
+      s += 'S';
+      for (int a : axes) s += static_cast<char>('0' + a);
+    }
+  }
+  if (!partial.empty()) {
+    s += 'P';
+    for (int a : partial) s += static_cast<char>('0' + a);
+  }
+  return s;
+}
+
+core::StatusOr<ShardingSpec> ShardingSpec::parse(std::string_view text) {
+  ShardingSpec spec;
+  if (text == "-") return spec;
+  size_t i = 0;
+  auto axes = [&](MeshAxes& out) {
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      out.push_back(text[i] - '0');
+      ++i;
+    }
+  };
+  while (i < text.size()) {
+    char c = text[i++];
+    if (c == 'R') {
+      spec.dims.emplace_back();
+    } else if (c == 'S') {
+      MeshAxes a;
+      axes(a);
+      if (a.empty()) break;
+      spec.dims.push_back(a);
+    } else if (c == 'P') {
+      axes(spec.partial);
+      if (spec.partial.empty() || i != text.size()) break;
+      return spec;
+    } else {
+      i = text.size() + 1;
+      break;
+    }
+  }
+  if (i != text.size()) {
+    return core::invalid_argument(fmt::format(
+        "bad sharding spec '{}': expected one token per tensor dim, R or S "
+        "followed by mesh axes (e.g. 'S0R', 'RS1', 'S01R'), then optionally P "
+        "and axes for partial sums", text));
+  }
+  return spec;
+}
+
+std::vector<ShardingSpec> enumerate_specs(const ir::Shape& shape,
+                                          const mesh::DeviceMesh& mesh) {
+  int64_t rank = static_cast<int64_t>(shape.size());
+  std::vector<ShardingSpec> out;
+  // Choice per axis: -1 (unused) or a dim. Both axes on one dim gives S01.
+  std::vector<int64_t> choices0{-1}, choices1{-1};
+  for (int64_t d = 0; d < rank; ++d) {
+    if (mesh.axis_size(0) > 1) choices0.push_back(d);
+    if (mesh.axis_size(1) > 1) choices1.push_back(d);
+  }
+  for (int64_t c0 : choices0) {
+    for (int64_t c1 : choices1) {
+      ShardingSpec spec = ShardingSpec::replicated(rank);
+      if (c0 >= 0) spec.dims[static_cast<size_t>(c0)].push_back(0);
+      if (c1 >= 0) spec.dims[static_cast<size_t>(c1)].push_back(1);
+      if (spec.check(shape, mesh).ok()) out.push_back(std::move(spec));
+    }
+  }
+  return out;
+}
+
+}  // namespace alpa::sharding

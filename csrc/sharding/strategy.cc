@@ -1,0 +1,171 @@
+// This file implements strategy generation from op signatures.
+#include "sharding/strategy.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace alpa::sharding {
+namespace {
+
+// mesh axes assigned to each letter, for one strategy
+using Assignment = std::map<char, MeshAxes>;
+
+ShardingSpec spec_for(const std::string& letters, const Assignment& assign) {
+  ShardingSpec spec = ShardingSpec::replicated(static_cast<int64_t>(letters.size()));
+  for (size_t d = 0; d < letters.size(); ++d) {
+    auto it = assign.find(letters[d]);
+    if (it != assign.end()) spec.dims[d] = it->second;
+  }
+  return spec;
+}
+
+MeshAxes axes_of_letters(const Assignment& assign, const std::string& letters, bool inside) {
+  MeshAxes axes;
+  for (const auto& [letter, a] : assign) {
+    bool in = letters.find(letter) != std::string::npos;
+    if (in == inside) axes.insert(axes.end(), a.begin(), a.end());
+  }
+  std::sort(axes.begin(), axes.end());
+  return axes;
+}
+
+double local_bytes(const ir::TensorMeta& meta, const ShardingSpec& spec,
+                   const mesh::DeviceMesh& mesh) {
+  return static_cast<double>(meta.bytes()) / static_cast<double>(spec.total_shards(mesh));
+}
+
+// Collectives an op needs under `assign` (see op_signature.h for the rules).
+void add_op_collectives(const ir::Graph& g, const ir::Node& n, const OpSignature& sig,
+                        const Assignment& assign, const mesh::DeviceMesh& mesh,
+                        const std::vector<bool>& input_needs_grad, Strategy& s) {
+  std::string out_letters;
+  for (const std::string& o : sig.outputs) out_letters += o;
+  MeshAxes contracted = axes_of_letters(assign, out_letters, false);
+  if (!contracted.empty()) {
+    for (size_t j = 0; j < n.outputs.size(); ++j) {
+      s.collectives.push_back({CollectiveKind::kAllReduce, contracted,
+                               local_bytes(n.outputs[j], s.outputs[j], mesh),
+                               Phase::kForward, "partial sums of output"});
+    }
+  }
+  bool any_grad = false;
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    if (!input_needs_grad[i]) continue;
+    any_grad = true;
+    MeshAxes missing = axes_of_letters(assign, sig.inputs[i], false);
+    if (missing.empty()) continue;
+    s.collectives.push_back({CollectiveKind::kAllReduce, missing,
+                             local_bytes(g.meta(n.inputs[i]), s.inputs[i], mesh),
+                             Phase::kBackward, fmt::format("partial grad of input {}", i),
+                             static_cast<int64_t>(i)});
+  }
+  if (!sig.sync_letters.empty()) {
+    MeshAxes sync;
+    for (const auto& [letter, a] : assign) {
+      if (sig.sync_letters.find(letter) != std::string::npos) sync.insert(sync.end(), a.begin(), a.end());
+    }
+    if (!sync.empty()) {
+      std::sort(sync.begin(), sync.end());
+      const ir::Shape& in = g.meta(n.inputs[0]).shape;
+      double elems = sig.sync_floats;
+      for (size_t d = 0; d < in.size(); ++d) {
+        if (sig.sync_size_letters.find(sig.inputs[0][d]) != std::string::npos) {
+          elems *= static_cast<double>(in[d]) / static_cast<double>(s.inputs[0].shards(static_cast<int64_t>(d), mesh));
+        }
+      }
+      s.collectives.push_back({CollectiveKind::kAllReduce, sync, elems * 4, Phase::kForward, "synced statistics"});
+      if (any_grad) {
+        s.collectives.push_back({CollectiveKind::kAllReduce, sync, elems * 4, Phase::kBackward, "synced statistic grads"});
+      }
+    }
+  }
+}
+
+bool divides(const std::string& letters, const ir::Shape& shape, const Assignment& assign,
+             const mesh::DeviceMesh& mesh) {
+  for (size_t d = 0; d < letters.size(); ++d) {
+    auto it = assign.find(letters[d]);
+    if (it == assign.end()) continue;
+    int64_t n = 1;
+    for (int a : it->second) n *= mesh.axis_size(a);
+    if (shape[d] % n != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string strategy_name(const std::vector<ShardingSpec>& outputs,
+                          const std::vector<ShardingSpec>& inputs) {
+  std::vector<std::string> o, i;
+  for (const auto& s : outputs) o.push_back(s.to_string().empty() ? "-" : s.to_string());
+  for (const auto& s : inputs) i.push_back(s.to_string().empty() ? "-" : s.to_string());
+  return fmt::format("{} = {}", fmt::join(o, ","), fmt::join(i, " x "));
+}
+
+std::vector<Strategy> op_strategies(const ir::Graph& g, const ir::Node& n,
+                                    const OpSignature& sig, const mesh::DeviceMesh& mesh,
+                                    const std::vector<bool>& input_needs_grad) {
+  std::set<char> letters;
+  for (const auto* list : {&sig.inputs, &sig.outputs}) {
+    for (const std::string& s : *list) {
+      for (char c : s) {
+        if (c != kNoSplit && sig.unsplittable.find(c) == std::string::npos) letters.insert(c);
+      }
+    }
+  }
+  std::vector<char> choices0{0}, choices1{0};  // 0 = axis unused
+  for (char c : letters) {
+    if (mesh.axis_size(0) > 1) choices0.push_back(c);
+    if (mesh.axis_size(1) > 1) choices1.push_back(c);
+  }
+  std::vector<Strategy> out;
+  std::set<std::string> seen;
+  for (char c0 : choices0) {
+    for (char c1 : choices1) {
+      Assignment assign;
+      if (c0) assign[c0].push_back(0);
+      if (c1) assign[c1].push_back(1);
+      bool ok = true;
+      for (size_t i = 0; i < n.inputs.size() && ok; ++i) ok = divides(sig.inputs[i], g.meta(n.inputs[i]).shape, assign, mesh);
+      for (size_t j = 0; j < n.outputs.size() && ok; ++j) ok = divides(sig.outputs[j], n.outputs[j].shape, assign, mesh);
+      if (!ok) continue;
+      Strategy s;
+      for (size_t i = 0; i < n.inputs.size(); ++i) s.inputs.push_back(spec_for(sig.inputs[i], assign));
+      for (size_t j = 0; j < n.outputs.size(); ++j) s.outputs.push_back(spec_for(sig.outputs[j], assign));
+      s.name = strategy_name(s.outputs, s.inputs);
+      if (!seen.insert(s.name).second) continue;
+      for (const auto& [letter, axes] : assign) {
+        for (int a : axes) s.parallel_degree *= mesh.axis_size(a);
+      }
+      add_op_collectives(g, n, sig, assign, mesh, input_needs_grad, s);
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+Strategy replicated_strategy(const ir::Graph& g, const ir::Node& n) {
+  Strategy s;
+  for (const ir::ValueRef& v : n.inputs) s.inputs.push_back(ShardingSpec::replicated(g.meta(v).rank()));
+  for (const ir::TensorMeta& m : n.outputs) s.outputs.push_back(ShardingSpec::replicated(m.rank()));
+  s.name = strategy_name(s.outputs, s.inputs);
+  return s;
+}
+
+std::vector<Strategy> placeholder_strategies(const ir::Node& n, const mesh::DeviceMesh& mesh) {
+  std::vector<Strategy> out;
+  for (ShardingSpec& spec : enumerate_specs(n.outputs.at(0).shape, mesh)) {
+    Strategy s;
+    s.outputs = {std::move(spec)};
+    s.name = s.outputs[0].to_string().empty() ? "-" : s.outputs[0].to_string();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace alpa::sharding
