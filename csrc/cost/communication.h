@@ -22,6 +22,9 @@ struct CostOptions {
   double alpa_collective_penalty = 0.1;
   /// Alpa mode: cost per byte of a parameter left replicated on a mesh axis.
   double alpa_replicated_param_penalty = 1e-9;
+  /// Seconds charged per byte of memory in the objective: a tie-breaker
+  /// that prefers the plan holding less (1 GiB costs ~0.1 µs).
+  double memory_tiebreak = 1e-16;
 };
 
 /// Seconds (or Alpa cost units) for one collective on `mesh`.

@@ -62,7 +62,7 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
   NodeCosts nc;
   bool alpa_mode = options.cost.mode == cost::CostOptions::Mode::kAlpa;
   if (n.is_placeholder()) {
-    nc.strategies = sharding::placeholder_strategies(n, mesh_);
+    nc.strategies = sharding::placeholder_strategies(n, mesh_, block_hints_);
     auto pin = options.pinned.find(n.kind == ir::NodeKind::kParameter ? n.target : n.name);
     if (pin == options.pinned.end()) pin = options.pinned.find(n.name);
     if (pin != options.pinned.end()) {
@@ -88,7 +88,7 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
     std::vector<bool> input_grad;
     for (const ir::ValueRef& v : n.inputs) input_grad.push_back(needs_grad_[v.node.index()]);
     if (sig) {
-      nc.strategies = sharding::op_strategies(g, n, *sig, mesh_, input_grad);
+      nc.strategies = sharding::op_strategies(g, n, *sig, mesh_, input_grad, block_hints_);
       // Parameter gradients are all-reduced in buckets (DDP-style).
       for (Strategy& s : nc.strategies) {
         for (auto& c : s.collectives) {
@@ -104,6 +104,15 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
     }
   }
   bool backward = n.kind == ir::NodeKind::kOp && needs_grad_[n.id.index()];
+  // Alpa's convention (allow_recompute_heavy_op = False): a matmul or
+  // convolution may not be computed redundantly; only its most parallel
+  // strategies are allowed.
+  int64_t required_degree = 0;
+  if (alpa_mode && n.kind == ir::NodeKind::kOp &&
+      (ir::op_category(n.op) == ir::OpCategory::kMatmul ||
+       ir::op_category(n.op) == ir::OpCategory::kConvolution)) {
+    for (const Strategy& s : nc.strategies) required_degree = std::max(required_degree, s.parallel_degree);
+  }
   for (const Strategy& s : nc.strategies) {
     double in_bytes = 0, out_bytes = 0;
     std::vector<double> outs;
@@ -127,6 +136,7 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
         }
       }
     }
+    if (s.parallel_degree < required_degree) compute = kInfinity;
     nc.compute.push_back(compute);
     nc.comm.push_back(comm);
     nc.memory.push_back(cost::node_memory(n, outs, backward, options.cost));
@@ -229,6 +239,7 @@ core::StatusOr<CostGraph> CostGraph::build(const ir::Graph& graph, const mesh::D
   cg.cost_options_ = options.cost;
   cg.merge_ = options.merge_followers;
   cg.needs_grad_ = compute_needs_grad(graph);
+  cg.block_hints_ = sharding::collect_block_hints(graph);
   for (const auto& [name, spec] : options.pinned) {
     bool found = std::any_of(graph.nodes().begin(), graph.nodes().end(), [&](const ir::Node& n) {
       return n.name == name || (n.kind == ir::NodeKind::kParameter && n.target == name);
@@ -258,7 +269,8 @@ IlpProblem CostGraph::to_ilp(double memory_budget) const {
     size_t r = static_cast<size_t>(ilp_node_[i]);
     for (size_t k = 0; k < p.node_costs[r].size(); ++k) {
       size_t ki = static_cast<size_t>(follow_map_[i][k]);
-      p.node_costs[r][k] += nodes_[i].compute[ki] + nodes_[i].comm[ki];
+      p.node_costs[r][k] += nodes_[i].compute[ki] + nodes_[i].comm[ki] +
+                            cost_options_.memory_tiebreak * nodes_[i].memory[ki];
       p.node_memory[r][k] += nodes_[i].memory[ki];
     }
   }

@@ -81,6 +81,7 @@ class CostGraph {
   std::vector<NodeCosts> nodes_;
   std::vector<CostEdge> edges_;
   std::vector<bool> needs_grad_;
+  sharding::BlockHints block_hints_;
   // follow-merging: for graph node i, its ILP node and, per strategy of that
   // ILP node, the strategy node i takes.
   std::vector<int64_t> ilp_node_;

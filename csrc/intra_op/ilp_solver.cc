@@ -12,13 +12,16 @@
 // every row bound is tight anyway. With s integral the marginals of e are
 // one-hot, which leaves exactly one feasible e (e_ij,k*l* = 1, the rest 0):
 // e can be continuous and CBC branches only on s.
-// A +inf cost fixes its variable to 0 through the upper bound; the
+// A +inf cost fixes its variable to 0; we go one step further and leave
+// the column out of the model (same feasible set, smaller model), so the
 // objective only ever sees finite coefficients.
 //
 // Presolve (always exact): a node with one allowed (finite-cost) strategy
 // is fixed, and its edges are folded into the neighbour's cost vector (an
 // edge row or column), which may fix the neighbour in turn. Parallel edges
-// between two free nodes are summed into one matrix.
+// between two free nodes are summed into one matrix; memory rows that
+// cannot bind are dropped; with no edge and no memory row left, each free
+// node simply takes its cheapest strategy and CBC is not called.
 #include "intra_op/ilp_solver.h"
 
 #include <coin/Cbc_C_Interface.h>

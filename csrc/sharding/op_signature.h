@@ -35,6 +35,15 @@ struct OpSignature {
   std::string sync_letters;
   std::string sync_size_letters;
   double sync_floats = 0;
+  /// Letters whose input dims must be block-interleaved with this factor
+  /// when split (outputs plain): splitting a dim into equal chunks is local
+  /// exactly when every device holds a slice of every chunk.
+  std::map<char, int64_t> input_blocks;
+  /// Inputs added to the result after the contraction (addmm's bias): they
+  /// take no part in partial sums, so only a split of an output letter they
+  /// lack makes their gradient partial. The runtime adds them after the
+  /// forward all-reduce.
+  std::vector<int64_t> addends;
 };
 
 /// Signature of `node`, or nullopt when no rule covers its op (the planner

@@ -53,7 +53,8 @@ ReshardPlan plan_reshard(const ShardingSpec& from, const ShardingSpec& to,
       continue;
     } else if (f < 0 && t >= 0) {
       slices.push_back({ReshardOp::kSlice, a, -1, t});
-    } else if (f >= 0 && t >= 0 && f != t) {
+    } else if (f >= 0 && t >= 0 && (f != t || from.block(f) != to.block(t))) {
+      // another dim, or the same dim with another block layout: a permutation
       all_to_alls.push_back({ReshardOp::kAllToAll, a, f, t});
     } else if (f >= 0 && t < 0) {
       gathers.push_back({ReshardOp::kAllGather, a, f, -1});

@@ -7,6 +7,20 @@
 
 namespace alpa::sharding {
 
+void ShardingSpec::set_block(int64_t d, int64_t factor) {
+  if (blocks.empty()) {
+    if (factor == 1) return;
+    blocks.assign(dims.size(), 1);
+  }
+  blocks[static_cast<size_t>(d)] = factor;
+}
+
+std::vector<int64_t> ShardingSpec::normalized_blocks() const {
+  std::vector<int64_t> b = blocks;
+  while (!b.empty() && b.back() == 1) b.pop_back();
+  return b;
+}
+
 bool ShardingSpec::is_replicated() const {
   if (!partial.empty()) return false;
   return std::all_of(dims.begin(), dims.end(), [](const MeshAxes& a) { return a.empty(); });
@@ -57,8 +71,16 @@ core::Status ShardingSpec::check(const ir::Shape& global, const mesh::DeviceMesh
     for (int a : axes) ALPA_RETURN_IF_ERROR(use(a));
   }
   for (int a : partial) ALPA_RETURN_IF_ERROR(use(a));
+  if (!blocks.empty() && blocks.size() != dims.size()) {
+    return core::invalid_argument(fmt::format("sharding spec '{}' has block factors for {} of {} dims",
+                                              to_string(), blocks.size(), dims.size()));
+  }
   for (int64_t d = 0; d < rank(); ++d) {
-    int64_t n = shards(d, mesh);
+    int64_t n = shards(d, mesh) * block(d);
+    if (block(d) < 1 || (block(d) > 1 && dims[static_cast<size_t>(d)].empty())) {
+      return core::invalid_argument(fmt::format(
+          "sharding spec '{}': a block factor needs a split dim (e.g. S0x3)", to_string()));
+    }
     if (global[static_cast<size_t>(d)] % n != 0) {
       return core::invalid_argument(fmt::format(
           "sharding spec '{}' splits dim {} (size {}) into {} pieces on {}, which "
@@ -79,12 +101,13 @@ core::StatusOr<ir::Shape> ShardingSpec::local_shape(const ir::Shape& global,
 
 std::string ShardingSpec::to_string() const {
   std::string s;
-  for (const MeshAxes& axes : dims) {
-    if (axes.empty()) {
+  for (size_t d = 0; d < dims.size(); ++d) {
+    if (dims[d].empty()) {
       s += 'R';
     } else {
       s += 'S';
-      for (int a : axes) s += static_cast<char>('0' + a);
+      for (int a : dims[d]) s += static_cast<char>('0' + a);
+      if (block(static_cast<int64_t>(d)) != 1) s += fmt::format("x{}", block(static_cast<int64_t>(d)));
     }
   }
   if (!partial.empty()) {
@@ -113,6 +136,14 @@ core::StatusOr<ShardingSpec> ShardingSpec::parse(std::string_view text) {
       axes(a);
       if (a.empty()) break;
       spec.dims.push_back(a);
+      if (i < text.size() && text[i] == 'x') {
+        ++i;
+        int64_t factor = 0;
+        size_t start = i;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') factor = factor * 10 + (text[i++] - '0');
+        if (i == start || factor < 1) break;
+        spec.set_block(static_cast<int64_t>(spec.dims.size()) - 1, factor);
+      }
     } else if (c == 'P') {
       axes(spec.partial);
       if (spec.partial.empty() || i != text.size()) break;
@@ -125,14 +156,15 @@ core::StatusOr<ShardingSpec> ShardingSpec::parse(std::string_view text) {
   if (i != text.size()) {
     return core::invalid_argument(fmt::format(
         "bad sharding spec '{}': expected one token per tensor dim, R or S "
-        "followed by mesh axes (e.g. 'S0R', 'RS1', 'S01R'), then optionally P "
+        "followed by mesh axes (e.g. 'S0R', 'RS1', 'S01R', 'RS0x3'), then optionally P "
         "and axes for partial sums", text));
   }
   return spec;
 }
 
 std::vector<ShardingSpec> enumerate_specs(const ir::Shape& shape,
-                                          const mesh::DeviceMesh& mesh) {
+                                          const mesh::DeviceMesh& mesh,
+                                          const BlockHints& block_hints) {
   int64_t rank = static_cast<int64_t>(shape.size());
   std::vector<ShardingSpec> out;
   // Choice per axis: -1 (unused) or a dim. Both axes on one dim gives S01.
@@ -146,7 +178,17 @@ std::vector<ShardingSpec> enumerate_specs(const ir::Shape& shape,
       ShardingSpec spec = ShardingSpec::replicated(rank);
       if (c0 >= 0) spec.dims[static_cast<size_t>(c0)].push_back(0);
       if (c1 >= 0) spec.dims[static_cast<size_t>(c1)].push_back(1);
-      if (spec.check(shape, mesh).ok()) out.push_back(std::move(spec));
+      if (!spec.check(shape, mesh).ok()) continue;
+      out.push_back(spec);
+      for (int64_t d = 0; d < rank; ++d) {
+        if (spec.dims[static_cast<size_t>(d)].empty()) continue;
+        for (const auto& [size, factor] : block_hints) {
+          if (size != shape[static_cast<size_t>(d)]) continue;
+          ShardingSpec blocked = spec;
+          blocked.set_block(d, factor);
+          if (blocked.check(shape, mesh).ok()) out.push_back(std::move(blocked));
+        }
+      }
     }
   }
   return out;

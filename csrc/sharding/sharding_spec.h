@@ -3,6 +3,11 @@
 // by the mesh axes the dim is split over (`S0`, `S1`, `S01`) — then an
 // optional partial-sum suffix (`P0`, `P1`, `P01`). A [out, in] Linear weight
 // split by output rows on axis 0 is `S0R`.
+//
+// A split dim may be block-interleaved: `S0x3` views the dim as [3, n/3]
+// and splits the inner part, so each device holds a slice of every block —
+// the layout that keeps a fused projection's split into q, k, v local
+// (Megatron stores its fused QKV weight this way).
 #pragma once
 
 #include <array>
@@ -22,12 +27,18 @@ using MeshAxes = std::vector<int>;  // ordered, e.g. {0, 1} for S01
 struct ShardingSpec {
   std::vector<MeshAxes> dims;  ///< per tensor dim: mesh axes it is split over
   MeshAxes partial;            ///< mesh axes over which values are partial sums
+  std::vector<int64_t> blocks; ///< per dim block factor (empty = all 1)
 
   static ShardingSpec replicated(int64_t rank) {
     return ShardingSpec{std::vector<MeshAxes>(static_cast<size_t>(rank)), {}};
   }
   int64_t rank() const { return static_cast<int64_t>(dims.size()); }
   bool is_replicated() const;
+  /// Block factor of dim `d` (1 unless block-interleaved).
+  int64_t block(int64_t d) const {
+    return blocks.empty() ? 1 : blocks[static_cast<size_t>(d)];
+  }
+  void set_block(int64_t d, int64_t factor);
   /// Number of pieces dim `d` is cut into on `mesh`.
   int64_t shards(int64_t d, const mesh::DeviceMesh& mesh) const;
   /// Number of distinct shards of the whole tensor (product over dims).
@@ -47,9 +58,11 @@ struct ShardingSpec {
   static core::StatusOr<ShardingSpec> parse(std::string_view text);
 
   friend bool operator==(const ShardingSpec& a, const ShardingSpec& b) {
-    return a.dims == b.dims && a.partial == b.partial;
+    return a.dims == b.dims && a.partial == b.partial && a.normalized_blocks() == b.normalized_blocks();
   }
   friend bool operator!=(const ShardingSpec& a, const ShardingSpec& b) { return !(a == b); }
+  /// blocks with trailing 1s dropped (for comparisons).
+  std::vector<int64_t> normalized_blocks() const;
   friend bool operator<(const ShardingSpec& a, const ShardingSpec& b) {
     return a.to_string() < b.to_string();
   }
@@ -58,7 +71,11 @@ struct ShardingSpec {
 /// Every valid non-partial spec of a tensor of `shape` on `mesh` (each mesh
 /// axis of size > 1 either unused or splitting one dim), replicated first,
 /// in a deterministic order.
+/// `block_hints`: (dim size, block factor) pairs; a split dim of that size
+/// is also offered block-interleaved.
+using BlockHints = std::vector<std::pair<int64_t, int64_t>>;
 std::vector<ShardingSpec> enumerate_specs(const ir::Shape& shape,
-                                          const mesh::DeviceMesh& mesh);
+                                          const mesh::DeviceMesh& mesh,
+                                          const BlockHints& block_hints = {});
 
 }  // namespace alpa::sharding

@@ -13,14 +13,65 @@ namespace {
 
 // mesh axes assigned to each letter, for one strategy
 using Assignment = std::map<char, MeshAxes>;
+// block factor of each split letter (absent = 1)
+using Blocks = std::map<char, int64_t>;
 
-ShardingSpec spec_for(const std::string& letters, const Assignment& assign) {
+ShardingSpec spec_for(const std::string& letters, const Assignment& assign, const Blocks& blocks) {
   ShardingSpec spec = ShardingSpec::replicated(static_cast<int64_t>(letters.size()));
   for (size_t d = 0; d < letters.size(); ++d) {
     auto it = assign.find(letters[d]);
-    if (it != assign.end()) spec.dims[d] = it->second;
+    if (it == assign.end()) continue;
+    spec.dims[d] = it->second;
+    auto b = blocks.find(letters[d]);
+    if (b != blocks.end()) spec.set_block(static_cast<int64_t>(d), b->second);
   }
   return spec;
+}
+
+// Block-factor choices per assigned letter: the split rule's required
+// factor on inputs, else 1 plus every hinted factor of a dim it labels.
+std::vector<std::pair<Blocks, Blocks>> block_variants(const ir::Graph& g, const ir::Node& n,
+                                                      const OpSignature& sig, const Assignment& assign,
+                                                      const BlockHints& hints) {
+  std::vector<std::pair<Blocks, Blocks>> out{{{}, {}}};  // (input blocks, output blocks)
+  for (const auto& [letter, axes] : assign) {
+    auto fixed = sig.input_blocks.find(letter);
+    std::vector<std::pair<int64_t, int64_t>> choices;  // (input factor, output factor)
+    if (fixed != sig.input_blocks.end()) {
+      choices.push_back({fixed->second, 1});
+    } else {
+      choices.push_back({1, 1});
+      std::set<int64_t> factors;
+      for (size_t i = 0; i < n.inputs.size(); ++i) {
+        for (size_t d = 0; d < sig.inputs[i].size(); ++d) {
+          if (sig.inputs[i][d] != letter) continue;
+          for (const auto& [size, f] : hints) {
+            if (size == g.meta(n.inputs[i]).shape[d]) factors.insert(f);
+          }
+        }
+      }
+      for (size_t j = 0; j < n.outputs.size(); ++j) {
+        for (size_t d = 0; d < sig.outputs[j].size(); ++d) {
+          if (sig.outputs[j][d] != letter) continue;
+          for (const auto& [size, f] : hints) {
+            if (size == n.outputs[j].shape[d]) factors.insert(f);
+          }
+        }
+      }
+      for (int64_t f : factors) choices.push_back({f, f});
+    }
+    std::vector<std::pair<Blocks, Blocks>> next;
+    for (const auto& [in_b, out_b] : out) {
+      for (const auto& [fi, fo] : choices) {
+        Blocks a = in_b, b = out_b;
+        if (fi != 1) a[letter] = fi;
+        if (fo != 1) b[letter] = fo;
+        next.push_back({a, b});
+      }
+    }
+    out = std::move(next);
+  }
+  return out;
 }
 
 MeshAxes axes_of_letters(const Assignment& assign, const std::string& letters, bool inside) {
@@ -56,7 +107,14 @@ void add_op_collectives(const ir::Graph& g, const ir::Node& n, const OpSignature
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     if (!input_needs_grad[i]) continue;
     any_grad = true;
-    MeshAxes missing = axes_of_letters(assign, sig.inputs[i], false);
+    bool addend = std::find(sig.addends.begin(), sig.addends.end(), static_cast<int64_t>(i)) != sig.addends.end();
+    MeshAxes missing;
+    for (const auto& [letter, axes] : assign) {
+      bool in_input = sig.inputs[i].find(letter) != std::string::npos;
+      bool in_output = out_letters.find(letter) != std::string::npos;
+      if (!in_input && (in_output || !addend)) missing.insert(missing.end(), axes.begin(), axes.end());
+    }
+    std::sort(missing.begin(), missing.end());
     if (missing.empty()) continue;
     s.collectives.push_back({CollectiveKind::kAllReduce, missing,
                              local_bytes(g.meta(n.inputs[i]), s.inputs[i], mesh),
@@ -86,11 +144,12 @@ void add_op_collectives(const ir::Graph& g, const ir::Node& n, const OpSignature
 }
 
 bool divides(const std::string& letters, const ir::Shape& shape, const Assignment& assign,
-             const mesh::DeviceMesh& mesh) {
+             const Blocks& blocks, const mesh::DeviceMesh& mesh) {
   for (size_t d = 0; d < letters.size(); ++d) {
     auto it = assign.find(letters[d]);
     if (it == assign.end()) continue;
-    int64_t n = 1;
+    auto b = blocks.find(letters[d]);
+    int64_t n = b == blocks.end() ? 1 : b->second;
     for (int a : it->second) n *= mesh.axis_size(a);
     if (shape[d] % n != 0) return false;
   }
@@ -109,7 +168,8 @@ std::string strategy_name(const std::vector<ShardingSpec>& outputs,
 
 std::vector<Strategy> op_strategies(const ir::Graph& g, const ir::Node& n,
                                     const OpSignature& sig, const mesh::DeviceMesh& mesh,
-                                    const std::vector<bool>& input_needs_grad) {
+                                    const std::vector<bool>& input_needs_grad,
+                                    const BlockHints& block_hints) {
   std::set<char> letters;
   for (const auto* list : {&sig.inputs, &sig.outputs}) {
     for (const std::string& s : *list) {
@@ -130,20 +190,26 @@ std::vector<Strategy> op_strategies(const ir::Graph& g, const ir::Node& n,
       Assignment assign;
       if (c0) assign[c0].push_back(0);
       if (c1) assign[c1].push_back(1);
-      bool ok = true;
-      for (size_t i = 0; i < n.inputs.size() && ok; ++i) ok = divides(sig.inputs[i], g.meta(n.inputs[i]).shape, assign, mesh);
-      for (size_t j = 0; j < n.outputs.size() && ok; ++j) ok = divides(sig.outputs[j], n.outputs[j].shape, assign, mesh);
-      if (!ok) continue;
-      Strategy s;
-      for (size_t i = 0; i < n.inputs.size(); ++i) s.inputs.push_back(spec_for(sig.inputs[i], assign));
-      for (size_t j = 0; j < n.outputs.size(); ++j) s.outputs.push_back(spec_for(sig.outputs[j], assign));
-      s.name = strategy_name(s.outputs, s.inputs);
-      if (!seen.insert(s.name).second) continue;
-      for (const auto& [letter, axes] : assign) {
-        for (int a : axes) s.parallel_degree *= mesh.axis_size(a);
+      for (const auto& [in_blocks, out_blocks] : block_variants(g, n, sig, assign, block_hints)) {
+        bool ok = true;
+        for (size_t i = 0; i < n.inputs.size() && ok; ++i) {
+          ok = divides(sig.inputs[i], g.meta(n.inputs[i]).shape, assign, in_blocks, mesh);
+        }
+        for (size_t j = 0; j < n.outputs.size() && ok; ++j) {
+          ok = divides(sig.outputs[j], n.outputs[j].shape, assign, out_blocks, mesh);
+        }
+        if (!ok) continue;
+        Strategy s;
+        for (size_t i = 0; i < n.inputs.size(); ++i) s.inputs.push_back(spec_for(sig.inputs[i], assign, in_blocks));
+        for (size_t j = 0; j < n.outputs.size(); ++j) s.outputs.push_back(spec_for(sig.outputs[j], assign, out_blocks));
+        s.name = strategy_name(s.outputs, s.inputs);
+        if (!seen.insert(s.name).second) continue;
+        for (const auto& [letter, axes] : assign) {
+          for (int a : axes) s.parallel_degree *= mesh.axis_size(a);
+        }
+        add_op_collectives(g, n, sig, assign, mesh, input_needs_grad, s);
+        out.push_back(std::move(s));
       }
-      add_op_collectives(g, n, sig, assign, mesh, input_needs_grad, s);
-      out.push_back(std::move(s));
     }
   }
   return out;
@@ -157,9 +223,30 @@ Strategy replicated_strategy(const ir::Graph& g, const ir::Node& n) {
   return s;
 }
 
-std::vector<Strategy> placeholder_strategies(const ir::Node& n, const mesh::DeviceMesh& mesh) {
+BlockHints collect_block_hints(const ir::Graph& g) {
+  BlockHints hints;
+  for (const ir::Node& n : g.nodes()) {
+    if (n.kind != ir::NodeKind::kOp) continue;
+    auto sig = op_signature(g, n);
+    if (!sig) continue;
+    for (const auto& [letter, factor] : sig->input_blocks) {
+      for (size_t i = 0; i < n.inputs.size(); ++i) {
+        for (size_t d = 0; d < sig->inputs[i].size(); ++d) {
+          if (sig->inputs[i][d] != letter) continue;
+          std::pair<int64_t, int64_t> hint{g.meta(n.inputs[i]).shape[d], factor};
+          if (std::find(hints.begin(), hints.end(), hint) == hints.end()) hints.push_back(hint);
+        }
+      }
+    }
+  }
+  std::sort(hints.begin(), hints.end());
+  return hints;
+}
+
+std::vector<Strategy> placeholder_strategies(const ir::Node& n, const mesh::DeviceMesh& mesh,
+                                             const BlockHints& block_hints) {
   std::vector<Strategy> out;
-  for (ShardingSpec& spec : enumerate_specs(n.outputs.at(0).shape, mesh)) {
+  for (ShardingSpec& spec : enumerate_specs(n.outputs.at(0).shape, mesh, block_hints)) {
     Strategy s;
     s.outputs = {std::move(spec)};
     s.name = s.outputs[0].to_string().empty() ? "-" : s.outputs[0].to_string();

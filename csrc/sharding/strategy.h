@@ -32,7 +32,12 @@ struct Strategy {
 std::vector<Strategy> op_strategies(const ir::Graph& graph, const ir::Node& node,
                                     const OpSignature& signature,
                                     const mesh::DeviceMesh& mesh,
-                                    const std::vector<bool>& input_needs_grad);
+                                    const std::vector<bool>& input_needs_grad,
+                                    const BlockHints& block_hints = {});
+
+/// (dim size, chunks) of every equal split in the graph: the dims that may
+/// be worth holding block-interleaved.
+BlockHints collect_block_hints(const ir::Graph& graph);
 
 /// Everything replicated (for ops without a rule).
 Strategy replicated_strategy(const ir::Graph& graph, const ir::Node& node);
@@ -40,7 +45,8 @@ Strategy replicated_strategy(const ir::Graph& graph, const ir::Node& node);
 /// Strategies of a placeholder (input, parameter, buffer, constant): one per
 /// valid spec of its tensor; a pinned spec (user override) gives just that.
 std::vector<Strategy> placeholder_strategies(const ir::Node& node,
-                                             const mesh::DeviceMesh& mesh);
+                                             const mesh::DeviceMesh& mesh,
+                                             const BlockHints& block_hints = {});
 
 /// "S0R = S0R x RR" naming used in plans and explain().
 std::string strategy_name(const std::vector<ShardingSpec>& outputs,

@@ -23,7 +23,10 @@ std::optional<OpSignature> convolution(const ir::Graph& g, const ir::Node& n) {
   bool grouped = n.attr_int("groups", 1) != 1;
   if (grouped) sig.unsplittable += std::string{c, o};
   sig.inputs = {std::string{b, c} + in_sp, std::string{o, grouped ? kNoSplit : c} + std::string(spatial, kNoSplit)};
-  if (n.inputs.size() == 3) sig.inputs.push_back(std::string{o});
+  if (n.inputs.size() == 3) {
+    sig.inputs.push_back(std::string{o});
+    sig.addends = {2};
+  }
   sig.outputs = {std::string{b, o} + out_sp};
   return sig;
 }

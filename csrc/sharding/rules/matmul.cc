@@ -23,7 +23,10 @@ std::optional<OpSignature> mm_like(const Graph& g, const Node& n, bool batched, 
   if (n.inputs.size() != a + 2) return std::nullopt;
   std::string out = batched ? "bmn" : "mn";
   OpSignature sig;
-  if (has_bias) sig.inputs.push_back(broadcast_letters(shape_of(g, n, 0), n.outputs[0].shape, out));
+  if (has_bias) {
+    sig.inputs.push_back(broadcast_letters(shape_of(g, n, 0), n.outputs[0].shape, out));
+    sig.addends = {0};
+  }
   sig.inputs.push_back(batched ? "bmk" : "mk");
   sig.inputs.push_back(batched ? "bkn" : "kn");
   sig.outputs = {out};
@@ -38,7 +41,10 @@ std::optional<OpSignature> linear(const Graph& g, const Node& n) {
   char k = pool.next(), o = pool.next();
   OpSignature sig;
   sig.inputs = {batch + k, std::string{o, k}};
-  if (n.inputs.size() == 3) sig.inputs.push_back(broadcast_letters(shape_of(g, n, 2), n.outputs[0].shape, batch + o));
+  if (n.inputs.size() == 3) {
+    sig.inputs.push_back(broadcast_letters(shape_of(g, n, 2), n.outputs[0].shape, batch + o));
+    sig.addends = {2};
+  }
   sig.outputs = {batch + o};
   return sig;
 }

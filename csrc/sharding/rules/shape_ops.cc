@@ -107,6 +107,27 @@ std::optional<OpSignature> along(const Graph& g, const Node& n, bool removes_dim
   return sig;
 }
 
+// split/chunk into equal chunks: the dim splits when block-interleaved
+// (S0x3 for three chunks); unequal chunks keep it whole.
+std::optional<OpSignature> split(const Graph& g, const Node& n) {
+  int64_t rank = g.meta(n.inputs.at(0)).rank();
+  int64_t d = dim_attr(n, "dim", rank, 0);
+  int64_t chunks = static_cast<int64_t>(n.outputs.size());
+  bool equal = chunks > 1;
+  for (const ir::TensorMeta& m : n.outputs) {
+    equal = equal && m.rank() == rank &&
+            m.shape[static_cast<size_t>(d)] * chunks == g.meta(n.inputs[0]).shape[static_cast<size_t>(d)];
+  }
+  if (!equal) return along(g, n, false);
+  LetterPool pool;
+  std::string letters = pool.fresh(rank);
+  OpSignature sig;
+  sig.inputs = {letters};
+  sig.outputs = std::vector<std::string>(n.outputs.size(), letters);
+  sig.input_blocks[letters[static_cast<size_t>(d)]] = chunks;
+  return sig;
+}
+
 std::optional<OpSignature> slice(const Graph& g, const Node& n) {
   const ir::Shape& in = g.meta(n.inputs.at(0)).shape;
   if (in == n.outputs.at(0).shape) return identity_signature(g, n);  // a full slice
@@ -145,8 +166,8 @@ void register_shape_rules(RuleTable& t) {
   t["narrow"] = slice;
   t["select"] = [](const Graph& g, const Node& n) { return along(g, n, true); };
   t["unbind"] = [](const Graph& g, const Node& n) { return along(g, n, true); };
-  for (const char* op : {"cat", "concat", "split", "split_with_sizes", "chunk",
-                         "tensor_split", "roll", "flip"}) {
+  for (const char* op : {"split", "split_with_sizes", "chunk"}) t[op] = split;
+  for (const char* op : {"cat", "concat", "tensor_split", "roll", "flip"}) {
     t[op] = [](const Graph& g, const Node& n) { return along(g, n, false); };
   }
   t["stack"] = stack;
