@@ -25,7 +25,7 @@ _UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
 
 def parse_bytes(value: Union[None, int, float, str]) -> float:
     """Bytes from a number or a string such as ``"12GiB"`` / ``"500 MB"``."""
-    if value is None:
+    if value is None or value == math.inf:
         return math.inf
     if isinstance(value, bool):
         raise TypeError("memory_budget must be a number of bytes or a string like '16GiB'")
@@ -92,6 +92,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
       cluster: a ``Cluster``, a preset name (``"a100-40gb"``...), a dict, or
         None for local CPU processes (Gloo).
       memory_budget: bytes per device (or ``"16GiB"``); a plan must fit.
+        Default: the cluster's device memory. ``math.inf`` lifts the bound.
       cost_mode: ``"seconds"`` (roofline compute + α-β communication) or
         ``"alpa"`` (Alpa's conventions, with ``mesh_alpha``/``mesh_beta``).
       plan_overrides: ``{"fc1.weight": "S0R"}`` pins parameter specs.
@@ -110,8 +111,10 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         if not isinstance(name, str) or not isinstance(spec, str):
             raise TypeError(f"plan_overrides maps parameter names to spec strings like 'S0R', "
                             f"got {name!r}: {spec!r}")
+    budget = (resolved.to_dict()["device"]["memory_bytes"] if memory_budget is None
+              else parse_bytes(memory_budget))
     result = _C.plan_intra_op(
-        graph.graph, resolved.to_json(), list(shape), parse_bytes(memory_budget), cost_mode,
+        graph.graph, resolved.to_json(), list(shape), budget, cost_mode,
         None if mesh_alpha is None else [float(a) for a in mesh_alpha],
         None if mesh_beta is None else [float(b) for b in mesh_beta],
         pinned, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))

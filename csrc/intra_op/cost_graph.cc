@@ -49,10 +49,26 @@ bool is_parameter_value(const ir::Graph& g, ir::ValueRef v) {
   return false;
 }
 
-bool is_follower_op(const ir::Node& n) {
-  if (n.kind != ir::NodeKind::kOp || n.inputs.size() != 1) return false;
+// Elementwise, data-movement, normalization and softmax ops follow their
+// largest operand (Alpa's follow rule); matmuls, convolutions, reductions and
+// attention choose freely. Returns the followed input, or -1.
+int64_t followed_input(const ir::Graph& g, const ir::Node& n) {
+  if (n.kind != ir::NodeKind::kOp || n.inputs.empty()) return -1;
   ir::OpCategory c = ir::op_category(n.op);
-  return c == ir::OpCategory::kElementwise || c == ir::OpCategory::kData;
+  if (c != ir::OpCategory::kElementwise && c != ir::OpCategory::kData &&
+      c != ir::OpCategory::kNorm && c != ir::OpCategory::kSoftmax) {
+    return -1;
+  }
+  int64_t best = 0;
+  for (size_t i = 1; i < n.inputs.size(); ++i) {
+    if (g.meta(n.inputs[i]).numel() > g.meta(n.inputs[static_cast<size_t>(best)]).numel()) {
+      best = static_cast<int64_t>(i);
+    }
+  }
+  // Follow only a value at least as large as the output: a broadcast or
+  // reduced operand says little about how the result should be laid out.
+  if (g.meta(n.inputs[static_cast<size_t>(best)]).numel() < n.outputs[0].numel()) return -1;
+  return best;
 }
 
 }  // namespace
@@ -192,11 +208,13 @@ void CostGraph::merge_followers() {
   ilp_node_.assign(n, -1);
   follow_map_.assign(n, {});
   follow_edge_.assign(edges_.size(), false);
-  std::vector<int64_t> input_edge(n, -1);
-  for (size_t k = 0; k < edges_.size(); ++k) input_edge[edges_[k].dst.index()] = static_cast<int64_t>(k);
+  // edge index of (node, input position)
+  std::vector<std::vector<int64_t>> input_edge(n);
+  for (size_t k = 0; k < edges_.size(); ++k) input_edge[edges_[k].dst.index()].push_back(static_cast<int64_t>(k));
   for (const ir::Node& node : graph_->nodes()) {
     size_t i = node.id.index();
-    bool follow = merge_ && is_follower_op(node) && nodes_[i].strategies.size() > 1;
+    int64_t followed = merge_ && nodes_[i].strategies.size() > 1 ? followed_input(*graph_, node) : -1;
+    bool follow = followed >= 0;
     if (!follow) {
       ilp_node_[i] = num_ilp_nodes_++;
       ilp_rep_.push_back(static_cast<int64_t>(i));
@@ -204,9 +222,10 @@ void CostGraph::merge_followers() {
       for (size_t k = 0; k < follow_map_[i].size(); ++k) follow_map_[i][k] = static_cast<int64_t>(k);
       continue;
     }
-    const CostEdge& e = edges_[static_cast<size_t>(input_edge[i])];
+    int64_t edge_index = input_edge[i][static_cast<size_t>(followed)];
+    const CostEdge& e = edges_[static_cast<size_t>(edge_index)];
     size_t p = e.src.index();
-    follow_edge_[static_cast<size_t>(input_edge[i])] = true;
+    follow_edge_[static_cast<size_t>(edge_index)] = true;
     ilp_node_[i] = ilp_node_[p];
     // Follow the operand's sharding (Alpa): prefer a strategy that reads the
     // producer's spec as is; only when none exists, the cheapest reshard.
@@ -218,7 +237,7 @@ void CostGraph::merge_followers() {
       double best_cost = kInfinity;
       for (int pass = 0; pass < 2 && best < 0; ++pass) {
         for (size_t kf = 0; kf < nodes_[i].strategies.size(); ++kf) {
-          if (pass == 0 && nodes_[i].strategies[kf].inputs[0] != produced) continue;
+          if (pass == 0 && nodes_[i].strategies[kf].inputs[static_cast<size_t>(followed)] != produced) continue;
           double c = e.costs[static_cast<size_t>(kp)][kf] + nodes_[i].compute[kf] + nodes_[i].comm[kf];
           if (best < 0 || c < best_cost) {
             best_cost = c;
@@ -279,14 +298,13 @@ IlpProblem CostGraph::to_ilp(double memory_budget) const {
     const CostEdge& e = edges_[k];
     size_t s = e.src.index(), d = e.dst.index();
     int64_t rs = ilp_node_[s], rd = ilp_node_[d];
-    if (follow_edge_[k]) {  // the follower's edge cost joins the node cost
+    if (follow_edge_[k] || rs == rd) {  // both ends decided by one variable
       for (size_t kk = 0; kk < p.node_costs[static_cast<size_t>(rd)].size(); ++kk) {
         p.node_costs[static_cast<size_t>(rd)][kk] +=
             e.costs[static_cast<size_t>(follow_map_[s][kk])][static_cast<size_t>(follow_map_[d][kk])];
       }
       continue;
     }
-    ALPA_CHECK(rs != rd, "edge {} -> {} inside one merged group", s, d);
     auto key = std::make_pair(rs, rd);
     auto it = index.find(key);
     if (it == index.end()) {

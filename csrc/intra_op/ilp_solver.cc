@@ -286,31 +286,60 @@ void add_node_columns(const Presolved& ps, double scale, CbcModelData& data) {
   }
 }
 
+// Strategies whose rows (or columns) of an edge's cost matrix are equal are
+// interchangeable on that edge, so the edge needs one e variable per pair of
+// groups, not per pair of strategies: with g_a = Σ_{k∈a} s_ik and
+// h_b = Σ_{l∈b} s_jl, the rows Σ_b e_ab = g_a and Σ_a e_ab = h_b keep the
+// argument above intact (integral s makes g and h one-hot). Consumers read a
+// few distinct specs per input, so this shrinks e by an order of magnitude.
+std::vector<int> group_equal(const Matrix& m, const std::vector<int>& rows_allowed,
+                             const std::vector<int>& cols_allowed, bool by_row, int& num_groups) {
+  size_t n = by_row ? rows_allowed.size() : cols_allowed.size();
+  std::vector<int> group(n, kNoColumn);
+  std::map<std::vector<double>, int> seen;
+  for (size_t x = 0; x < n; ++x) {
+    if ((by_row ? rows_allowed : cols_allowed)[x] == kNoColumn) continue;
+    std::vector<double> key;
+    const std::vector<int>& other = by_row ? cols_allowed : rows_allowed;
+    for (size_t y = 0; y < other.size(); ++y) {
+      if (other[y] == kNoColumn) continue;
+      key.push_back(by_row ? m[x][y] : m[y][x]);
+    }
+    auto it = seen.emplace(std::move(key), static_cast<int>(seen.size())).first;
+    group[x] = it->second;
+  }
+  num_groups = static_cast<int>(seen.size());
+  return group;
+}
+
 void add_edge_columns(const Presolved& ps, double scale, CbcModelData& data) {
   for (const auto& [key, matrix] : ps.edges) {
     const std::vector<int>& a_cols = data.node_cols[static_cast<size_t>(key.first)];
     const std::vector<int>& b_cols = data.node_cols[static_cast<size_t>(key.second)];
-    std::vector<int> row_of_k(a_cols.size(), kNoColumn);
-    std::vector<int> row_of_l(b_cols.size(), kNoColumn);
-    for (size_t k = 0; k < a_cols.size(); ++k) {  // Σ_l e_kl − s_ak = 0
-      if (a_cols[k] == kNoColumn) continue;
-      row_of_k[k] = data.add_row(0.0, 0.0);
-      data.set(row_of_k[k], a_cols[k], -1.0);
-    }
-    for (size_t l = 0; l < b_cols.size(); ++l) {  // Σ_k e_kl − s_bl = 0
-      if (b_cols[l] == kNoColumn) continue;
-      row_of_l[l] = data.add_row(0.0, 0.0);
-      data.set(row_of_l[l], b_cols[l], -1.0);
-    }
+    int num_a = 0, num_b = 0;
+    std::vector<int> group_k = group_equal(matrix, a_cols, b_cols, true, num_a);
+    std::vector<int> group_l = group_equal(matrix, a_cols, b_cols, false, num_b);
+    std::vector<int> row_of_a(static_cast<size_t>(num_a)), row_of_b(static_cast<size_t>(num_b));
+    for (int& r : row_of_a) r = data.add_row(0.0, 0.0);  // Σ_b e_ab − g_a = 0
+    for (int& r : row_of_b) r = data.add_row(0.0, 0.0);  // Σ_a e_ab − h_b = 0
+    std::vector<size_t> rep_k(static_cast<size_t>(num_a)), rep_l(static_cast<size_t>(num_b));
     for (size_t k = 0; k < a_cols.size(); ++k) {
-      for (size_t l = 0; l < b_cols.size(); ++l) {
-        double r = matrix[k][l];
-        if (!std::isfinite(r) || a_cols[k] == kNoColumn || b_cols[l] == kNoColumn) {
-          continue;
-        }
+      if (group_k[k] == kNoColumn) continue;
+      data.set(row_of_a[static_cast<size_t>(group_k[k])], a_cols[k], -1.0);
+      rep_k[static_cast<size_t>(group_k[k])] = k;
+    }
+    for (size_t l = 0; l < b_cols.size(); ++l) {
+      if (group_l[l] == kNoColumn) continue;
+      data.set(row_of_b[static_cast<size_t>(group_l[l])], b_cols[l], -1.0);
+      rep_l[static_cast<size_t>(group_l[l])] = l;
+    }
+    for (int a = 0; a < num_a; ++a) {
+      for (int b = 0; b < num_b; ++b) {
+        double r = matrix[rep_k[static_cast<size_t>(a)]][rep_l[static_cast<size_t>(b)]];
+        if (!std::isfinite(r)) continue;
         int col = data.add_col(r / scale, false);
-        data.set(row_of_k[k], col, 1.0);
-        data.set(row_of_l[l], col, 1.0);
+        data.set(row_of_a[static_cast<size_t>(a)], col, 1.0);
+        data.set(row_of_b[static_cast<size_t>(b)], col, 1.0);
       }
     }
   }

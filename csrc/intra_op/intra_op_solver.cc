@@ -17,12 +17,6 @@ core::StatusOr<IntraOpResult> solve_intra_op(const CostGraph& cg, const IntraOpO
   r.num_graph_nodes = static_cast<int64_t>(cg.nodes().size());
   r.num_ilp_nodes = problem.num_nodes();
   r.num_ilp_edges = static_cast<int64_t>(problem.edges.size());
-  for (const auto& c : problem.node_costs) r.num_ilp_variables += static_cast<int64_t>(c.size());
-  for (const auto& e : problem.edges) {
-    if (e.costs.size() > 1 && !e.costs.empty() && e.costs[0].size() > 1) {
-      r.num_ilp_variables += static_cast<int64_t>(e.costs.size() * e.costs[0].size());
-    }
-  }
   r.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   IlpOptions ilp;
   ilp.time_limit_s = options.time_limit_s;
@@ -30,6 +24,7 @@ core::StatusOr<IntraOpResult> solve_intra_op(const CostGraph& cg, const IntraOpO
   ALPA_ASSIGN_OR_RETURN(IlpSolution sol, solve_ilp(problem, ilp));
   ALPA_ASSIGN_OR_RETURN(IlpEvaluation check, evaluate(problem, sol.choice));
   r.solve_seconds = sol.solve_seconds;
+  r.num_ilp_variables = sol.num_variables;
   r.status = sol.status;
   r.objective = check.objective;
   r.memory_bytes = check.memory_peak;

@@ -22,7 +22,7 @@ struct IntraOpResult {
   int64_t num_graph_nodes = 0;
   int64_t num_ilp_nodes = 0;       ///< after follow-merging
   int64_t num_ilp_edges = 0;
-  int64_t num_ilp_variables = 0;   ///< s and e variables (before CBC presolve)
+  int64_t num_ilp_variables = 0;   ///< columns of the CBC model (0: solved without CBC)
   double build_seconds = 0;
   double solve_seconds = 0;
   IlpSolveStatus status = IlpSolveStatus::kOptimal;

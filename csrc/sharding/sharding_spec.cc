@@ -121,39 +121,38 @@ core::StatusOr<ShardingSpec> ShardingSpec::parse(std::string_view text) {
   ShardingSpec spec;
   if (text == "-") return spec;
   size_t i = 0;
-  auto axes = [&](MeshAxes& out) {
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      out.push_back(text[i] - '0');
-      ++i;
-    }
+  bool ok = true;
+  auto number = [&](int64_t& out) {  // digits at i; false when there are none
+    size_t start = i;
+    out = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') out = out * 10 + (text[i++] - '0');
+    return i > start;
   };
-  while (i < text.size()) {
+  auto axes = [&](MeshAxes& out) {
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') out.push_back(text[i++] - '0');
+    return !out.empty();
+  };
+  while (ok && i < text.size()) {
     char c = text[i++];
     if (c == 'R') {
       spec.dims.emplace_back();
     } else if (c == 'S') {
       MeshAxes a;
-      axes(a);
-      if (a.empty()) break;
+      ok = axes(a);
       spec.dims.push_back(a);
-      if (i < text.size() && text[i] == 'x') {
+      if (ok && i < text.size() && text[i] == 'x') {
         ++i;
         int64_t factor = 0;
-        size_t start = i;
-        while (i < text.size() && text[i] >= '0' && text[i] <= '9') factor = factor * 10 + (text[i++] - '0');
-        if (i == start || factor < 1) break;
-        spec.set_block(static_cast<int64_t>(spec.dims.size()) - 1, factor);
+        ok = number(factor) && factor >= 1;
+        if (ok) spec.set_block(static_cast<int64_t>(spec.dims.size()) - 1, factor);
       }
     } else if (c == 'P') {
-      axes(spec.partial);
-      if (spec.partial.empty() || i != text.size()) break;
-      return spec;
+      ok = axes(spec.partial) && i == text.size();
     } else {
-      i = text.size() + 1;
-      break;
+      ok = false;
     }
   }
-  if (i != text.size()) {
+  if (!ok) {
     return core::invalid_argument(fmt::format(
         "bad sharding spec '{}': expected one token per tensor dim, R or S "
         "followed by mesh axes (e.g. 'S0R', 'RS1', 'S01R', 'RS0x3'), then optionally P "
