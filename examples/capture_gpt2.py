@@ -1,11 +1,13 @@
-"""Demo: capture a GPT-2 into alpa_torch's C++ graph IR and summarize it.
+"""Demo: capture a GPT-2 into alpa_torch's C++ graph IR and plan it.
 
 Builds a Hugging Face GPT2LMHeadModel from a small GPT2Config (random
 weights, no network), captures it at the ATen level, and prints one row per
 layer (ops, parameters, forward FLOPs), checked against PyTorch's own
-FlopCounterMode. Later stages of alpa_torch plan and train from this graph.
+FlopCounterMode. Then plans the intra-op sharding of the same graph for a
+simulated cluster (default: one host of 4 A100-40GB) and prints the
+parameter specs and predicted step time. Planning needs no GPU.
 
-    python examples/capture_gpt2.py --layers 4 --hidden 256 --save gpt2.json
+    python examples/capture_gpt2.py --layers 4 --hidden 1024 --mesh 1 4 --save gpt2.json
 """
 import argparse
 import time
@@ -30,12 +32,16 @@ def build_gpt2(layers: int, hidden: int, heads: int, vocab: int, seq: int):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--heads", type=int, default=16)
     p.add_argument("--vocab", type=int, default=1024)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--save", help="write the captured graph as JSON here")
+    p.add_argument("--mesh", type=int, nargs=2, default=[1, 4], metavar=("N0", "N1"),
+                   help="logical mesh to plan for (default 1 4)")
+    p.add_argument("--cluster", default="a100-40gb",
+                   help=f"simulated hardware preset ({', '.join(alpa_torch.Cluster.preset_names())})")
     args = p.parse_args()
 
     torch.manual_seed(0)
@@ -59,6 +65,21 @@ def main() -> None:
     if args.save:
         captured.save(args.save)
         print(f"saved graph to {args.save}")
+
+    n0, n1 = args.mesh
+    cluster = alpa_torch.Cluster.preset(args.cluster, 1, n0 * n1)
+    start = time.perf_counter()
+    plan = alpa_torch.plan(captured, mesh_shape=(n0, n1), cluster=cluster)
+    elapsed = time.perf_counter() - start
+    print(f"\nplanned on {cluster} as mesh ({n0}, {n1}) in {elapsed:.2f} s "
+          f"({plan.solver['num_ilp_nodes']} ILP nodes after merging {plan.solver['num_graph_nodes']})")
+    layer0 = {k: v for k, v in plan.param_specs.items()
+              if k.startswith("transformer.h.0.") and k.endswith("weight")}
+    for name, spec in layer0.items():
+        print(f"  {name:<38} {spec}")
+    print(f"predicted step time {plan.predicted_step_time * 1e3:.3f} ms, "
+          f"{plan.memory_per_device / 2**30:.3f} GiB per device, "
+          f"{len(plan.collectives())} collectives (plan.explain() lists them)")
 
 
 if __name__ == "__main__":

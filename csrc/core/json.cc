@@ -27,15 +27,7 @@ class Parser {
   static constexpr int kMaxDepth = 512;
 
   Status error(const std::string& what) const {
-    int line = 1, col = 1;
-    for (size_t i = 0; i < pos_ && i < text_.size(); ++i) {
-      if (text_[i] == '\n') {
-        ++line;
-        col = 1;
-      } else {
-        ++col;
-      }
-    }
+    auto [line, col] = core::line_and_column(text_, pos_);
     return parse_error(fmt::format("malformed JSON at line {}, column {}: {}",
                                    line, col, what));
   }
@@ -288,6 +280,19 @@ const char* json_kind_name(Json::Kind kind) {
     case Json::Kind::kObject: return "object";
   }
   return "?";
+}
+
+std::pair<int, int> line_and_column(std::string_view text, size_t pos) {
+  int line = 1, col = 1;
+  for (size_t i = 0; i < pos && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return {line, col};
 }
 
 std::string format_double(double v) {

@@ -99,6 +99,9 @@ StatusOr<const Json::Array*> json_get_array(const Json& obj,
 StatusOr<std::vector<int64_t>> json_int_list(const Json& value,
                                              std::string_view where);
 
+/// 1-based line and column of byte offset `pos` in `text`, for parse errors.
+std::pair<int, int> line_and_column(std::string_view text, size_t pos);
+
 /// Shortest decimal text for `v` that parses back to the same double.
 std::string format_double(double v);
 

@@ -90,15 +90,7 @@ class TextParser {
   }
 
   Status error(const std::string& what) const {
-    int line = 1, col = 1;
-    for (size_t i = 0; i < pos_ && i < text_.size(); ++i) {
-      if (text_[i] == '\n') {
-        ++line;
-        col = 1;
-      } else {
-        ++col;
-      }
-    }
+    auto [line, col] = core::line_and_column(text_, pos_);
     return core::parse_error(
         fmt::format("graph text line {}, column {}: {}", line, col, what));
   }
