@@ -28,12 +28,4 @@ const char* phase_name(Phase phase) {
   return phase == Phase::kForward ? "forward" : "backward";
 }
 
-CollectiveKind dual_kind(CollectiveKind kind) {
-  switch (kind) {
-    case CollectiveKind::kAllGather: return CollectiveKind::kReduceScatter;
-    case CollectiveKind::kReduceScatter: return CollectiveKind::kAllGather;
-    default: return kind;
-  }
-}
-
 }  // namespace alpa::sharding

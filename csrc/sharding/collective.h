@@ -18,10 +18,6 @@ const char* collective_kind_name(CollectiveKind kind);
 core::StatusOr<CollectiveKind> parse_collective_kind(const std::string& name);
 const char* phase_name(Phase phase);
 
-/// Backward dual (DESIGN §2): all-gather <-> reduce-scatter, all-to-all <->
-/// all-to-all, send <-> send. All-reduce's dual is the identity.
-CollectiveKind dual_kind(CollectiveKind kind);
-
 /// Bytes: the gathered result for all-gather, the full input for
 /// reduce-scatter, the buffer for all-reduce and all-to-all (per device).
 struct Collective {

@@ -89,7 +89,7 @@ ReshardPlan plan_reshard(const ShardingSpec& from, const ShardingSpec& to,
       case ReshardOp::kAllGather:
         local *= n;
         add(plan.forward, CollectiveKind::kAllGather, local, Phase::kForward);
-        if (needs_grad) add(plan.backward, CollectiveKind::kReduceScatter, local, Phase::kBackward);
+        // backward: the complete gradient is sliced locally (no collective)
         break;
     }
   }

@@ -4,10 +4,17 @@
 //   A partial on a, B splits on a  reduce-scatter    (backward: all-gather)
 //   A unsplit on a, B splits       local slice       (backward: all-gather)
 //   A splits dim d, B dim e ≠ d    all-to-all        (backward: all-to-all)
-//   A splits on a, B not           all-gather        (backward: reduce-scatter)
+//   A splits on a, B not           all-gather        (backward: local slice)
 // in that order (slices first keep buffers small) — and, when the value
 // needs a gradient, the backward duals that move its gradient from B to A.
 // The runtime executes exactly these steps.
+//
+// Gradient convention: a value's gradient is held *complete* in the value's
+// own layout (ops all-reduce the partial gradients they produce, see
+// strategy.h). So the gradient of a gathered (replicated) value is the same
+// on every device and the gather's dual is a local slice — Megatron's
+// gather/split pair — not the reduce-scatter that partial gradients would
+// need; a partial-sum value's reduce-scatter has the all-gather as its dual.
 #pragma once
 
 #include <string>
