@@ -27,10 +27,13 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("ALPA_BUILD_JOBS", str(os.cpu_count() or 2))
         tests = os.environ.get("ALPA_BUILD_TESTS", "1")
         generator = ["-G", "Ninja"] if _has_ninja() else []
+        import torch.utils
+        torch_cmake = torch.utils.cmake_prefix_path
         subprocess.check_call([
             "cmake", "-S", str(ROOT), "-B", str(build_dir), *generator,
             f"-DPython3_EXECUTABLE={sys.executable}",
             "-DALPA_BUILD_PYTHON=ON",
+            f"-DCMAKE_PREFIX_PATH={torch_cmake}",
             f"-DALPA_BUILD_TESTS={'ON' if tests == '1' else 'OFF'}",
             "-DCMAKE_BUILD_TYPE=Release",
         ])

@@ -9,10 +9,17 @@ from alpa_torch.cluster import Cluster
 from alpa_torch.plan import CollectiveRecord, Plan, Stage
 from alpa_torch.api import plan
 
+
+def parallelize(*args, **kwargs):
+    """See alpa_torch.parallel.parallelize (imported lazily: it pulls in
+    torch.distributed.tensor)."""
+    from alpa_torch.parallel import parallelize as _parallelize
+    return _parallelize(*args, **kwargs)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "AlpaError", "CaptureError", "PlanInfeasibleError",
     "CapturedGraph", "LayerSummary", "capture", "load",
-    "Cluster", "CollectiveRecord", "Plan", "Stage", "plan",
+    "Cluster", "CollectiveRecord", "Plan", "Stage", "plan", "parallelize",
 ]

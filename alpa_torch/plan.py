@@ -23,6 +23,7 @@ class CollectiveRecord:
     bytes: float        # per device
     phase: str          # forward or backward
     what: str
+    input: int = -1     # the node input it concerns (-1: outputs or statistics)
 
 
 class Stage:
@@ -67,7 +68,7 @@ class Stage:
 
     def collectives(self) -> List[CollectiveRecord]:
         return [CollectiveRecord(self.index, c["node"], c["kind"], tuple(c["axes"]),
-                                 c["bytes"], c["phase"], c["what"])
+                                 c["bytes"], c["phase"], c["what"], c["input"])
                 for c in self._doc["collectives"]]
 
 

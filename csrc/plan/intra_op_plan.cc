@@ -15,7 +15,8 @@ void add_records(StagePlan& stage, const std::string& node,
                  const std::vector<sharding::Collective>& list, const std::string& what_prefix) {
   for (const sharding::Collective& c : list) {
     stage.collectives.push_back(CollectiveRecord{stage.index, node, c.kind, c.axes, c.bytes, c.phase,
-                                                 what_prefix.empty() ? c.what : what_prefix});
+                                                 what_prefix.empty() ? c.what : what_prefix,
+                                                 c.input});
   }
 }
 
@@ -59,8 +60,13 @@ core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Clus
     if (rp.empty()) continue;
     std::string what = fmt::format("reshard input {} from %{}", e.dst_input, graph.node(e.src).name);
     const std::string& node = graph.node(e.dst).name;
-    add_records(stage, node, rp.forward, what);
-    add_records(stage, node, rp.backward, what);
+    for (const auto* list : {&rp.forward, &rp.backward}) {
+      for (sharding::Collective c : *list) {
+        c.input = e.dst_input;
+        stage.collectives.push_back(CollectiveRecord{stage.index, node, c.kind, c.axes, c.bytes,
+                                                     c.phase, what, c.input});
+      }
+    }
   }
   plan.stages.push_back(std::move(stage));
   if (stats) *stats = result;

@@ -14,7 +14,7 @@ using sharding::ShardingSpec;
 
 bool operator==(const CollectiveRecord& a, const CollectiveRecord& b) {
   return a.stage == b.stage && a.node == b.node && a.kind == b.kind && a.axes == b.axes &&
-         a.bytes == b.bytes && a.phase == b.phase && a.what == b.what;
+         a.bytes == b.bytes && a.phase == b.phase && a.what == b.what && a.input == b.input;
 }
 
 bool operator==(const StagePlan& a, const StagePlan& b) {
@@ -98,7 +98,7 @@ Json stage_json(const StagePlan& s) {
         {"node", Json(c.node)}, {"kind", Json(sharding::collective_kind_name(c.kind))},
         {"axes", ints(std::vector<int64_t>(c.axes.begin(), c.axes.end()))},
         {"bytes", Json(c.bytes)}, {"phase", Json(sharding::phase_name(c.phase))},
-        {"what", Json(c.what)}}));
+        {"what", Json(c.what)}, {"input", Json(c.input)}}));
   }
   j.set("collectives", colls);
   j.set("predicted_time", Json(s.predicted_time));
@@ -147,6 +147,7 @@ core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
     ALPA_ASSIGN_OR_RETURN(std::string phase, core::json_get_string(c, "phase", w));
     r.phase = phase == "backward" ? sharding::Phase::kBackward : sharding::Phase::kForward;
     ALPA_ASSIGN_OR_RETURN(r.what, core::json_get_string(c, "what", w));
+    ALPA_ASSIGN_OR_RETURN(r.input, core::json_get_int(c, "input", w));
     s.collectives.push_back(std::move(r));
   }
   ALPA_ASSIGN_OR_RETURN(s.predicted_time, core::json_get_double(j, "predicted_time", where));

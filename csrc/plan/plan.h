@@ -29,6 +29,7 @@ struct CollectiveRecord {
   double bytes = 0;  ///< per device
   sharding::Phase phase = sharding::Phase::kForward;
   std::string what;
+  int64_t input = -1;  ///< the node input it concerns (-1: outputs/statistics)
   friend bool operator==(const CollectiveRecord& a, const CollectiveRecord& b);
 };
 

@@ -14,6 +14,7 @@
 #include "mesh/cluster.h"
 #include "plan/intra_op_plan.h"
 #include "python/status_exceptions.h"
+#include "sharding/resharding.h"
 #include "sharding/sharding_spec.h"
 
 namespace py = pybind11;
@@ -107,6 +108,28 @@ void bind_planner(py::module_& m) {
   m.def("parse_sharding_spec", [](const std::string& text) {
     return unwrap(sharding::ShardingSpec::parse(text)).to_string();
   });
+  m.def("plan_reshard", [](const std::string& from, const std::string& to,
+                           const std::vector<int64_t>& shape, std::array<int64_t, 2> mesh_shape) {
+    // Logical meshes only need their shape here; link costs do not matter.
+    mesh::Cluster cluster = unwrap(mesh::cluster_preset("cpu-gloo", 1, mesh_shape[0] * mesh_shape[1]));
+    mesh::DeviceMesh mesh = unwrap(mesh::DeviceMesh::create(cluster, mesh_shape));
+    auto a = unwrap(sharding::ShardingSpec::parse(from));
+    auto b = unwrap(sharding::ShardingSpec::parse(to));
+    ir::TensorMeta meta{shape, ir::DType::kFloat32};
+    throw_if_error(a.check(shape, mesh).with_context("resharding source"));
+    throw_if_error(b.check(shape, mesh).with_context("resharding target"));
+    py::list steps;
+    for (const auto& st : sharding::plan_reshard(a, b, meta, mesh, false).steps) {
+      steps.append(py::make_tuple(sharding::reshard_op_name(st.op), st.axis, st.from_dim, st.to_dim));
+    }
+    return steps;
+  }, "The resharding steps (op, mesh axis, from dim, to dim) the runtime executes.");
+  m.def("local_shape", [](const std::string& spec, const std::vector<int64_t>& shape,
+                          std::array<int64_t, 2> mesh_shape) {
+    mesh::Cluster cluster = unwrap(mesh::cluster_preset("cpu-gloo", 1, mesh_shape[0] * mesh_shape[1]));
+    mesh::DeviceMesh mesh = unwrap(mesh::DeviceMesh::create(cluster, mesh_shape));
+    return unwrap(unwrap(sharding::ShardingSpec::parse(spec)).local_shape(shape, mesh));
+  }, "Shape of one device's piece of a tensor laid out as `spec`.");
   m.def("solve_ilp", [](const std::string& problem_json, double time_limit_s, int num_threads) {
     auto problem = intra_op::IlpProblem::from_string(problem_json);
     throw_if_error(problem.status());

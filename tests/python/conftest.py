@@ -23,8 +23,10 @@ def gpt2_model(layers=2, hidden=64, heads=4, vocab=128, seq=32):
     _quiet_transformers()
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(0)
+    # No dropout: multi-process runs must equal single-process training.
     cfg = GPT2Config(n_layer=layers, n_embd=hidden, n_head=heads, vocab_size=vocab,
-                     n_positions=seq, use_cache=False, bos_token_id=0, eos_token_id=0)
+                     n_positions=seq, use_cache=False, bos_token_id=0, eos_token_id=0,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     return GPT2LMHeadModel(cfg), (torch.randint(0, vocab, (2, 16)),)
 
 
@@ -34,7 +36,8 @@ def bert_model(layers=2, hidden=64, heads=4, vocab=128, seq=32):
     torch.manual_seed(0)
     cfg = BertConfig(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
                      intermediate_size=4 * hidden, vocab_size=vocab,
-                     max_position_embeddings=seq)
+                     max_position_embeddings=seq, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)
     return BertModel(cfg), (torch.randint(0, vocab, (2, 16)),)
 
 

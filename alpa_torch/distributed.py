@@ -1,0 +1,78 @@
+"""Meshes and process groups from torch.distributed.
+
+A logical mesh (n0, n1) is laid over the ranks row-major: rank r sits at
+(r // n1, r % n1). Every rank creates the same groups in the same order:
+one per row/column of each mesh axis, and one over the whole mesh, all with
+a timeout, so that a failing peer raises instead of hanging. Nothing is
+global: a MeshGroups object is passed to whoever needs the groups.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+
+DEFAULT_TIMEOUT = datetime.timedelta(seconds=120)
+
+
+class MeshGroups:
+    """This rank's coordinate in the logical mesh and the group names of
+    each mesh-axis set ((0,), (1,), (0, 1)) that has more than one rank."""
+
+    def __init__(self, mesh_shape: Sequence[int], *, timeout: datetime.timedelta = DEFAULT_TIMEOUT):
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(
+                "alpa_torch.parallelize needs torch.distributed: launch with torchrun "
+                "(or call torch.distributed.init_process_group) before parallelize(); "
+                "for planning alone use alpa_torch.plan(), which needs no processes")
+        n0, n1 = int(mesh_shape[0]), int(mesh_shape[1])
+        world, rank = dist.get_world_size(), dist.get_rank()
+        if n0 * n1 != world:
+            raise ValueError(
+                f"the mesh ({n0}, {n1}) has {n0 * n1} devices but the job has {world} ranks; "
+                f"launch {n0 * n1} processes (torchrun --nproc-per-node) or pass a mesh_shape "
+                f"whose axes multiply to {world}")
+        self.shape: Tuple[int, int] = (n0, n1)
+        self.rank = rank
+        self.coord: Tuple[int, int] = (rank // n1, rank % n1)
+        self.device = _device_for_backend()
+        self.group_names: Dict[Tuple[int, ...], str] = {}
+        self._groups = []
+        # axis 0: ranks that share a column j; axis 1: ranks that share a row i
+        for axis, count, members in (
+                (0, n1, lambda j: [i * n1 + j for i in range(n0)]),
+                (1, n0, lambda i: [i * n1 + j for j in range(n1)])):
+            if self.shape[axis] == 1:
+                continue
+            for k in range(count):
+                ranks = members(k)
+                group = dist.new_group(ranks, timeout=timeout)
+                self._groups.append(group)
+                if rank in ranks:
+                    self.group_names[(axis,)] = group.group_name
+        if n0 > 1 and n1 > 1:
+            group = dist.new_group(list(range(world)), timeout=timeout)
+            self._groups.append(group)
+            self.group_names[(0, 1)] = group.group_name
+        elif n0 * n1 > 1:
+            only = (0,) if n0 > 1 else (1,)
+            self.group_names[(0, 1)] = self.group_names[only]
+        from torch.distributed.device_mesh import DeviceMesh
+        self.device_mesh = DeviceMesh(self.device.type, torch.arange(world).view(n0, n1),
+                                      mesh_dim_names=("axis0", "axis1"))
+
+    def group(self, axes: Sequence[int]) -> str:
+        """Group name for collectives over `axes` (sorted mesh axes)."""
+        axes = tuple(sorted(a for a in axes if self.shape[a] > 1))
+        return self.group_names[axes if len(axes) < 2 else (0, 1)]
+
+    def axis_index(self, axis: int) -> int:
+        return self.coord[axis]
+
+
+def _device_for_backend() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

@@ -1,0 +1,98 @@
+"""Building blocks of the rewritten per-rank programs.
+
+Each is a small differentiable function over local shards that the
+rewrite inserts as an FX call: layout changes (with block-interleaved
+dims), vocab-parallel embedding, synced BatchNorm. Collectives are the C++
+autograd ops torch.ops.alpa.* (runtime/collectives.cc).
+"""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import torch
+
+
+def _split_block(x: torch.Tensor, dim: int, block: int) -> torch.Tensor:
+    shape = list(x.shape)
+    return x.reshape(shape[:dim] + [block, shape[dim] // block] + shape[dim + 1:])
+
+
+def _merge_block(x: torch.Tensor, dim: int) -> torch.Tensor:
+    shape = list(x.shape)
+    return x.reshape(shape[:dim] + [shape[dim] * shape[dim + 1]] + shape[dim + 2:])
+
+
+def shard_dim(x: torch.Tensor, dim: int, block: int, group: str) -> torch.Tensor:
+    """Keep this rank's piece of `dim` (of every block when block > 1)."""
+    if block == 1:
+        return torch.ops.alpa.shard(x, dim, group)
+    return _merge_block(torch.ops.alpa.shard(_split_block(x, dim, block), dim + 1, group), dim)
+
+
+def gather_dim(x: torch.Tensor, dim: int, block: int, group: str) -> torch.Tensor:
+    """Concatenate the ranks' pieces of `dim` (block by block when block > 1)."""
+    if block == 1:
+        return torch.ops.alpa.all_gather(x, dim, group)
+    return _merge_block(torch.ops.alpa.all_gather(_split_block(x, dim, block), dim + 1, group), dim)
+
+
+def take_local(x: torch.Tensor, pieces: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Local slice of a tensor every rank computed whole (factories):
+    pieces[d] = (index, count, block)."""
+    for d, (index, count, block) in enumerate(pieces):
+        if count == 1:
+            continue
+        y = _split_block(x, d, block) if block > 1 else x
+        inner = d + 1 if block > 1 else d
+        size = y.shape[inner] // count
+        y = y.narrow(inner, index * size, size)
+        x = _merge_block(y, d) if block > 1 else y
+    return x.contiguous()
+
+
+def vocab_parallel_embedding(weight: torch.Tensor, ids: torch.Tensor, index: int,
+                             group: str, padding_idx: int = -1) -> torch.Tensor:
+    """Embedding with the table split by rows: this rank holds rows
+    [index·V_local, (index+1)·V_local); others contribute zeros; the
+    partial results are summed (Megatron's vocab-parallel embedding)."""
+    rows = weight.shape[0]
+    local = ids - index * rows
+    outside = (local < 0) | (local >= rows)
+    out = torch.nn.functional.embedding(local.clamp(0, rows - 1), weight)
+    out = out * (~outside).unsqueeze(-1).to(out.dtype)
+    return torch.ops.alpa.all_reduce(out, group)
+
+
+def synced_sum(x: torch.Tensor, group: str) -> torch.Tensor:
+    """Sum over the group whose gradient is summed too: each rank's use of
+    the total contributes part of its gradient."""
+    return torch.ops.alpa.grad_all_reduce(torch.ops.alpa.all_reduce(x, group), group)
+
+
+def sync_batch_norm(x: torch.Tensor, weight, bias, running_mean, running_var,
+                    training: bool, momentum: float, eps: float, group: str,
+                    total_count: int) -> torch.Tensor:
+    """BatchNorm over [B, C, ...] whose batch/spatial dims are split over
+    `group`: statistics over all ranks' elements (SyncBatchNorm), so the
+    result equals one process's batch_norm."""
+    if not training:
+        return torch.nn.functional.batch_norm(x, running_mean, running_var, weight, bias,
+                                              False, momentum, eps)
+    dims = [0] + list(range(2, x.dim()))
+    local_sum = x.sum(dims)
+    local_sq = (x * x).sum(dims)
+    stats = synced_sum(torch.stack([local_sum, local_sq]), group)
+    mean = stats[0] / total_count
+    var = stats[1] / total_count - mean * mean
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps)
+    if weight is not None:
+        y = y * weight.view(shape)
+    if bias is not None:
+        y = y + bias.view(shape)
+    if running_mean is not None:
+        with torch.no_grad():
+            unbiased = var * total_count / max(total_count - 1, 1)
+            running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
+            running_var.mul_(1 - momentum).add_(unbiased.detach() * momentum)
+    return y

@@ -1,0 +1,269 @@
+"""parallelize(): plan, shard and run a model across the ranks of a job.
+
+Every rank captures the model; rank 0 plans and broadcasts the plan (so all
+ranks run the same plan, bit for bit); each rank rewrites the graph into its
+local program, replaces the model's parameters by DTensors laid out as
+planned, and swaps in a forward that runs the local program. The returned
+module is the same object (its class extended, as FSDP2's fully_shard
+does), so FQNs, optimizers, clip_grad_norm_, state_dict() and
+torch.distributed.checkpoint work on it unchanged.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+import torch.fx._pytree as fx_pytree
+import torch.utils._pytree as pytree
+from torch.distributed.tensor import DTensor, Replicate, Shard
+
+from alpa_torch import local_ops
+from alpa_torch.api import plan as make_plan
+from alpa_torch.capture import capture
+from alpa_torch.distributed import DEFAULT_TIMEOUT, MeshGroups
+from alpa_torch.plan import Plan
+from alpa_torch.rewrite import Spec, build_local_program
+
+
+def parallelize(model: torch.nn.Module, example_args: Any = (),
+                example_kwargs: Optional[Dict[str, Any]] = None, *,
+                mesh_shape=None, local_outputs: bool = False,
+                data_parallel_inputs: bool = False,
+                timeout: datetime.timedelta = DEFAULT_TIMEOUT,
+                **plan_options) -> torch.nn.Module:
+    """Shard `model` across the default process group as Alpa plans it.
+
+    Args:
+      model, example_args, example_kwargs: the model and an example batch.
+      mesh_shape: logical mesh (n0, n1) with n0·n1 = world size; default
+        (1, world size).
+      local_outputs: return each rank's shard of the outputs instead of the
+        full outputs (the default gathers them, so every rank sees the same).
+      data_parallel_inputs: forward() receives this rank's slice of the batch
+        (as the plan splits it) instead of the global batch.
+      plan_options: passed to alpa_torch.plan (cluster, memory_budget,
+        plan_overrides, optimizer, cost_mode, ...).
+    Returns the same module object, parallelized; ``module.alpa_plan`` is the plan.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(
+            "parallelize() runs under torch.distributed: launch with torchrun (or call "
+            "torch.distributed.init_process_group first); alpa_torch.plan() plans without it")
+    world = dist.get_world_size()
+    shape = tuple(mesh_shape) if mesh_shape is not None else (1, world)
+    if len(shape) == 1:
+        shape = (1, shape[0])
+    if shape[0] * shape[1] != world:
+        raise ValueError(
+            f"mesh_shape {shape} has {shape[0] * shape[1]} devices but the job has {world} "
+            f"ranks; launch {shape[0] * shape[1]} processes or pass a mesh whose axes "
+            f"multiply to {world}")
+    captured = capture(model, example_args, example_kwargs)
+    _check_same_graph_everywhere(captured)
+    the_plan = _plan_on_rank0(captured, shape, plan_options)
+    stage = the_plan.stages[0]
+    mesh = MeshGroups(stage.mesh_shape, timeout=timeout)
+    program = build_local_program(captured.exported, captured, stage, mesh)
+    _distribute_parameters(model, captured, stage, mesh)
+    _install_forward(model, captured, program, mesh, the_plan, local_outputs, data_parallel_inputs)
+    return model
+
+
+# ---- planning ------------------------------------------------------------------
+
+def _check_same_graph_everywhere(captured) -> None:
+    mine = captured.graph.fingerprint()
+    everyone: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, (mine, captured.graph.num_nodes))
+    if len({f for f, _ in everyone}) != 1:
+        odd = [r for r, (f, _) in enumerate(everyone) if f != everyone[0][0]]
+        raise ValueError(
+            f"ranks captured different graphs (ranks {odd} differ from rank 0): pass the same "
+            f"example input shapes and the same model on every rank")
+
+
+def _plan_on_rank0(captured, shape, options) -> Plan:
+    box: List[Any] = [None]
+    if dist.get_rank() == 0:
+        try:
+            p = make_plan(captured, mesh_shape=shape, **options)
+            box[0] = ("ok", p.to_json(), p.solver)
+        except Exception as e:  # noqa: BLE001 -- re-raised on every rank below
+            box[0] = ("error", type(e).__name__, str(e))
+    dist.broadcast_object_list(box, src=0)
+    if box[0][0] == "error":
+        from alpa_torch import errors
+        kind = getattr(errors, box[0][1], None) or {"ValueError": ValueError,
+                                                     "NotImplementedError": NotImplementedError,
+                                                     "TypeError": TypeError}.get(box[0][1], RuntimeError)
+        raise kind(f"planning failed on rank 0: {box[0][2]}")
+    return Plan(box[0][1], box[0][2])
+
+
+# ---- parameters ------------------------------------------------------------------
+
+def _placements(spec: Spec, ndim_mesh: int = 2):
+    placements = [Replicate(), Replicate()]
+    for d, axes in enumerate(spec.dims):
+        for a in axes:
+            placements[a] = Shard(d)
+    return placements
+
+
+def _block_permute(t: torch.Tensor, spec: Spec, mesh: MeshGroups, inverse: bool = False) -> torch.Tensor:
+    """Reorders block-interleaved dims so that a plain Shard of the result
+    gives each rank its slice of every block."""
+    for d, (axes, block) in enumerate(zip(spec.dims, spec.blocks)):
+        if block == 1:
+            continue
+        n = 1
+        for a in axes:
+            n *= mesh.shape[a]
+        shape = list(t.shape)
+        size = shape[d]
+        if not inverse:  # [block, n, piece] -> [n, block, piece]
+            t = t.reshape(shape[:d] + [block, n, size // (block * n)] + shape[d + 1:])
+        else:
+            t = t.reshape(shape[:d] + [n, block, size // (block * n)] + shape[d + 1:])
+        t = t.transpose(d, d + 1).reshape(shape)
+    return t
+
+
+def _distribute_parameters(model, captured, stage, mesh: MeshGroups) -> None:
+    specs = stage.param_specs
+    for p in model.parameters():  # every rank starts from rank 0's weights
+        dist.broadcast(p.data, src=0)
+    for b in model.buffers():
+        dist.broadcast(b.data, src=0)
+    replaced: Dict[int, torch.nn.Parameter] = {}
+    for fqn, param in list(model.named_parameters(remove_duplicate=False)):
+        owner, _, leaf = fqn.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        if id(param) in replaced:
+            setattr(module, leaf, replaced[id(param)])
+            continue
+        spec = Spec.parse(specs[fqn])
+        full = _block_permute(param.detach(), spec, mesh)
+        local = local_ops.take_local(full, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
+        dtensor = DTensor.from_local(local.clone(), mesh.device_mesh, _placements(spec),
+                                     run_check=False)
+        new = torch.nn.Parameter(dtensor, requires_grad=param.requires_grad)
+        new._alpa_spec = specs[fqn]  # type: ignore[attr-defined]
+        replaced[id(param)] = new
+        setattr(module, leaf, new)
+    # Buffers become DTensors too, laid out as the plan reads them, so that
+    # in-place updates (BatchNorm running statistics) land in the buffer.
+    node_specs = stage.node_specs
+    buffer_nodes = {n.target: n.name for n in captured.graph.nodes if n.kind == "buffer"}
+    for fqn, buf in list(model.named_buffers()):
+        if fqn not in buffer_nodes or buf is None:
+            continue
+        spec = Spec.parse(node_specs[buffer_nodes[fqn]]["outputs"][0])
+        owner, _, leaf = fqn.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        local = local_ops.take_local(buf, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
+        dtensor = DTensor.from_local(local.clone(), mesh.device_mesh, _placements(spec),
+                                     run_check=False)
+        module._buffers[leaf] = dtensor
+
+
+# ---- forward ------------------------------------------------------------------
+
+class AlpaParallelModule:
+    """Mixin placed before the model's class by parallelize()."""
+
+    def forward(self, *args, **kwargs):
+        return self._alpa_runner(args, kwargs)
+
+    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+        """Plain tensors equal to the single-process model's state_dict()."""
+        mesh = self._alpa_runner.mesh
+        out = {}
+        for name, value in self.state_dict().items():
+            if isinstance(value, DTensor):
+                full = value.full_tensor()
+                param = _param_by_name(self, name)
+                spec_text = getattr(param, "_alpa_spec", None)
+                if spec_text is not None:
+                    full = _block_permute(full, Spec.parse(spec_text), mesh, inverse=True)
+                out[name] = full
+            else:
+                out[name] = value
+        return out
+
+
+def _param_by_name(model, name):
+    try:
+        return model.get_parameter(name)
+    except AttributeError:
+        return None
+
+
+class _Runner:
+    def __init__(self, model, captured, program, mesh, the_plan, local_outputs, dp_inputs):
+        ep = captured.exported
+        self.model = model
+        self.program = program
+        self.mesh = mesh
+        self.local_outputs = local_outputs
+        self.dp_inputs = dp_inputs
+        self.in_spec = ep.call_spec.in_spec
+        self.out_spec = ep.call_spec.out_spec
+        sig = ep.graph_signature
+        self.kinds = [(s.kind.name, s.target, s.arg.name if hasattr(s.arg, "name") else None)
+                      for s in sig.input_specs]
+        self.user_output_count = sum(1 for s in sig.output_specs if s.kind.name == "USER_OUTPUT")
+        self.mutations = [(i, s.target) for i, s in enumerate(sig.output_specs)
+                          if s.kind.name == "BUFFER_MUTATION"]
+        self.constants = dict(getattr(ep, "constants", {}) or {})
+        self.plan = the_plan
+
+    def __call__(self, args, kwargs):
+        flat = fx_pytree.tree_flatten_spec((args, kwargs), self.in_spec)
+        flat = [a for a in flat if isinstance(a, torch.Tensor)]
+        values, user = [], iter(flat)
+        for kind, target, arg_name in self.kinds:
+            if kind == "PARAMETER":
+                p = self.model.get_parameter(target)
+                values.append(p.to_local() if isinstance(p, DTensor) else p)
+            elif kind == "BUFFER":
+                b = self.model.get_buffer(target)
+                values.append(b.to_local() if isinstance(b, DTensor) else b)
+            elif kind in ("CONSTANT_TENSOR", "CUSTOM_OBJ"):
+                values.append(self.constants[target])
+            elif kind == "USER_INPUT":
+                x = next(user)
+                spec = self.program.placeholder_specs.get(arg_name)
+                if spec is not None and not self.dp_inputs:
+                    x = local_ops.take_local(x, Spec.parse(spec).pieces(self.mesh))
+                values.append(x)
+        outs = self.program.module(*values)
+        for index, target in self.mutations:
+            with torch.no_grad():
+                b = self.model.get_buffer(target)
+                (b.to_local() if isinstance(b, DTensor) else b).copy_(outs[index])
+        results = []
+        user_index = [i for i in range(len(outs)) if i not in {m for m, _ in self.mutations}]
+        for i in user_index:
+            value, spec = outs[i], self.program.output_specs[i]
+            if isinstance(value, torch.Tensor) and spec is not None and not self.local_outputs:
+                value = _gather_full(value, Spec.parse(spec), self.mesh)
+            results.append(value)
+        return pytree.tree_unflatten(results, self.out_spec)
+
+
+def _gather_full(value: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:
+    for d, (axes, block) in enumerate(zip(spec.dims, spec.blocks)):
+        for a in reversed(axes):
+            value = local_ops.gather_dim(value, d, block, mesh.group([a]))
+    return value
+
+
+def _install_forward(model, captured, program, mesh, the_plan, local_outputs, dp_inputs):
+    cls = model.__class__
+    if not issubclass(cls, AlpaParallelModule):
+        model.__class__ = type(f"AlpaParallel{cls.__name__}", (AlpaParallelModule, cls), {})
+    model._alpa_runner = _Runner(model, captured, program, mesh, the_plan, local_outputs, dp_inputs)
+    model.alpa_plan = the_plan

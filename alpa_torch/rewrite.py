@@ -1,0 +1,400 @@
+"""Rewrite: a single-stage plan becomes this rank's local FX program.
+
+Walks the exported (training-IR) graph in order and emits, per node, the
+same ATen op on local shards, with:
+- resharding where a producer's spec differs from what the consumer's
+  strategy reads — exactly the steps the C++ planner costed
+  (``_C.plan_reshard``: slices, all-to-alls, gathers);
+- ``grad_all_reduce`` on inputs whose gradient the strategy makes partial
+  (Megatron's f; data-parallel parameter gradients);
+- ``all_reduce`` of partial sums after ops whose contracted dim is split
+  (Megatron's g), with addends (bias) added after the sum;
+- local sizes for view/reshape/expand/split/factory arguments;
+- vocab-parallel embedding and synced BatchNorm where the plan splits them.
+
+    before (global)                     after (rank (0, j) of a (1, 4) mesh)
+    %h = linear(%x, %w1, %b1)           %x1 = alpa.grad_all_reduce(%x)
+    %y = linear(%h, %w2, %b2)           %h  = linear(%x1, %w1_j, %b1_j)
+                                        %y0 = linear(%h, %w2_j)
+                                        %y1 = alpa.all_reduce(%y0)
+                                        %y  = add(%y1, %b2)
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.fx
+
+from alpa_torch import _C, local_ops
+from alpa_torch.distributed import MeshGroups
+from alpa_torch.runtime import load_runtime
+
+
+@dataclass
+class Spec:
+    """A parsed ShardingSpec string (see DESIGN §4)."""
+    dims: List[List[int]]
+    blocks: List[int]
+    partial: List[int] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> "Spec":
+        dims, blocks, partial, i = [], [], [], 0
+        while i < len(text):
+            c = text[i]
+            i += 1
+            if c == "R":
+                dims.append([])
+                blocks.append(1)
+            elif c == "S":
+                axes = []
+                while i < len(text) and text[i].isdigit():
+                    axes.append(int(text[i]))
+                    i += 1
+                block = 1
+                if i < len(text) and text[i] == "x":
+                    j = i + 1
+                    while j < len(text) and text[j].isdigit():
+                        j += 1
+                    block, i = int(text[i + 1:j]), j
+                dims.append(axes)
+                blocks.append(block)
+            elif c == "P":
+                partial = [int(ch) for ch in text[i:]]
+                break
+        return cls(dims, blocks, partial)
+
+    def pieces(self, mesh: MeshGroups) -> List[Tuple[int, int, int]]:
+        """Per dim: (this rank's piece index, piece count, block factor)."""
+        out = []
+        for axes, block in zip(self.dims, self.blocks):
+            index, count = 0, 1
+            for a in axes:
+                index = index * mesh.shape[a] + mesh.coord[a]
+                count *= mesh.shape[a]
+            out.append((index, count, block))
+        return out
+
+
+def local_shape(shape: Sequence[int], spec: Spec, mesh: MeshGroups) -> List[int]:
+    return [s // count for s, (_, count, _) in zip(shape, spec.pieces(mesh))]
+
+
+_SIZE_ARGS = {"view": "size", "reshape": "shape", "_unsafe_view": "size", "expand": "size",
+              "new_ones": "size", "new_zeros": "size", "new_empty": "size", "new_full": "size",
+              "zeros": "size", "ones": "size", "empty": "size", "full": "size",
+              "rand": "size", "randn": "size"}
+_FACTORIES = {"arange", "zeros", "ones", "full", "empty", "rand", "randn", "scalar_tensor"}
+
+
+class LocalProgram:
+    """The rewritten per-rank GraphModule and what the caller needs to run it:
+    which placeholders are parameters/buffers/inputs, and the output specs."""
+
+    def __init__(self, module: torch.fx.GraphModule, placeholder_specs: Dict[str, str],
+                 output_specs: List[Optional[str]], output_shapes: List[Optional[List[int]]]):
+        self.module = module
+        self.placeholder_specs = placeholder_specs
+        self.output_specs = output_specs
+        self.output_shapes = output_shapes
+
+
+class _Rewriter:
+    def __init__(self, exported, captured, stage, mesh: MeshGroups):
+        load_runtime()
+        self.ep = exported
+        self.stage = stage
+        self.mesh = mesh
+        self.mesh_shape = list(mesh.shape)
+        self.specs = stage.node_specs
+        self.nodes = {n.name: n for n in captured.graph.nodes}
+        # tied parameters: an alias placeholder reads its canonical node's spec
+        self.alias_of: Dict[str, str] = {}
+        by_fqn = {}
+        for n in captured.graph.nodes:
+            if n.kind == "parameter":
+                by_fqn[n.target] = n.name
+                for alias in str(n.attrs.get("aliases", "") or "").split(","):
+                    if alias:
+                        by_fqn[alias] = n.name
+        for s in exported.graph_signature.input_specs:
+            if s.kind.name == "PARAMETER" and hasattr(s.arg, "name"):
+                self.alias_of[s.arg.name] = by_fqn.get(s.target, s.arg.name)
+        self.records: Dict[str, list] = {}
+        for c in stage.collectives():
+            self.records.setdefault(c.node, []).append(c)
+        self.graph = torch.fx.Graph()
+        self.env: Dict[torch.fx.Node, torch.fx.Node] = {}
+        self.spec_of: Dict[torch.fx.Node, Spec] = {}
+
+    # -- helpers -------------------------------------------------------------
+    def call(self, fn, *args, **kwargs) -> torch.fx.Node:
+        return self.graph.call_function(fn, tuple(args), kwargs)
+
+    def group(self, axes: Sequence[int]) -> str:
+        return self.mesh.group(list(axes))
+
+    def global_shape(self, name: str, index: int = 0) -> List[int]:
+        return list(self.nodes[name].outputs[index][0])
+
+    def reshard(self, value: torch.fx.Node, src: Spec, dst: Spec, shape: List[int]) -> torch.fx.Node:
+        if src == dst:
+            return value
+        steps = _C.plan_reshard(_spec_text(src), _spec_text(dst), shape, self.mesh_shape)
+        multi_axis = any(len(a) > 1 for a in src.dims + dst.dims)
+        if multi_axis and any(s[0] == "all_to_all" for s in steps):
+            # An all-to-all per axis cannot keep the S01 piece order: on the
+            # axes involved, gather to the replicated layout first (inner
+            # axis first), then slice to the target (outer axis first).
+            axes = {s[1] for s in steps}
+            for d, dim_axes in enumerate(src.dims):
+                for a in reversed(dim_axes):
+                    if a in axes:
+                        value = self.call(local_ops.gather_dim, value, d, src.blocks[d], self.group([a]))
+            for d, dim_axes in enumerate(dst.dims):
+                for a in dim_axes:
+                    if a in axes:
+                        value = self.call(local_ops.shard_dim, value, d, dst.blocks[d], self.group([a]))
+            steps = [s for s in steps if s[1] not in axes]
+        slices = [s for s in steps if s[0] == "slice"]
+        gathers = [s for s in steps if s[0] == "all_gather"]
+        # S01: slice in the spec's axis order, gather in reverse
+        slices.sort(key=lambda s: dst.dims[s[3]].index(s[1]))
+        gathers.sort(key=lambda s: -src.dims[s[2]].index(s[1]))
+        for op, axis, f, t in [s for s in steps if s[0] in ("all_reduce", "reduce_scatter")]:
+            g = self.group([axis])
+            value = (self.call(torch.ops.alpa.all_reduce, value, g) if op == "all_reduce" else
+                     self.call(local_ops.shard_dim, self.call(torch.ops.alpa.all_reduce, value, g),
+                               t, dst.blocks[t], g))
+        for _, axis, _, t in slices:
+            value = self.call(local_ops.shard_dim, value, t, dst.blocks[t], self.group([axis]))
+        for _, axis, f, t in [s for s in steps if s[0] == "all_to_all"]:
+            g = self.group([axis])
+            if f != t and src.blocks[f] == 1 and dst.blocks[t] == 1:
+                value = self.call(torch.ops.alpa.all_to_all, value, f, t, g)
+            else:
+                value = self.call(local_ops.gather_dim, value, f, src.blocks[f], g)
+                value = self.call(local_ops.shard_dim, value, t, dst.blocks[t], g)
+        for _, axis, f, _ in gathers:
+            value = self.call(local_ops.gather_dim, value, f, src.blocks[f], self.group([axis]))
+        return value
+
+    # -- nodes ---------------------------------------------------------------
+    def placeholder(self, node):
+        new = self.graph.placeholder(node.name)
+        new.meta = dict(node.meta)
+        self.env[node] = new
+        name = self.alias_of.get(node.name, node.name)
+        if name in self.specs:
+            self.spec_of[node] = Spec.parse(self.specs[name]["outputs"][0])
+
+    def getitem(self, node):
+        src, index = node.args
+        self.env[node] = self.call(operator.getitem, self.env[src], index)
+        self.spec_of[node] = Spec.parse(self.specs[src.name]["outputs"][index])
+
+    def op(self, node):
+        name = node.name
+        ns = self.specs[name]
+        records = self.records.get(name, [])
+        grad_reduce = {c.input: c.axes for c in records
+                       if c.phase == "backward" and c.input >= 0 and not c.what.startswith("reshard")}
+        partial_axes = next((c.axes for c in records if c.what == "partial sums of output"), None)
+        sync_axes = next((c.axes for c in records if c.what == "synced statistics"), None)
+        schema = node.target._schema
+        position = [0]
+        tensor_inputs: List[torch.fx.Node] = []
+
+        def convert(value):
+            if isinstance(value, torch.fx.Node):
+                pos = position[0]
+                position[0] += 1
+                want = Spec.parse(ns["inputs"][pos])
+                producer = value.args[0] if value.target is operator.getitem else value
+                index = value.args[1] if value.target is operator.getitem else 0
+                shape = self.global_shape(self.alias_of.get(producer.name, producer.name), index)
+                local = self.reshard(self.env[value], self.spec_of[value], want, shape)
+                if pos in grad_reduce:
+                    local = self.call(torch.ops.alpa.grad_all_reduce, local, self.group(grad_reduce[pos]))
+                tensor_inputs.append(local)
+                return local
+            if isinstance(value, (list, tuple)) and any(isinstance(v, torch.fx.Node) for v in value):
+                return type(value)(None if v is None else convert(v) for v in value)
+            return value
+
+        args, kwargs = [], {}
+        for i, arg in enumerate(schema.arguments):
+            if not arg.kwarg_only and i < len(node.args):
+                value = node.args[i]
+            elif arg.name in node.kwargs:
+                value = node.kwargs[arg.name]
+            elif arg.has_default_value():
+                value = arg.default_value
+            else:
+                value = None
+            value = convert(value)
+            if arg.kwarg_only:
+                kwargs[arg.name] = value
+            else:
+                args.append(value)
+        base = node.target._opname
+        out_specs = [Spec.parse(s) for s in ns["outputs"]]
+        out_shapes = [list(o[0]) for o in self.nodes[name].outputs]
+        self._localize_sizes(base, schema, args, kwargs, out_specs, out_shapes)
+        if partial_axes is not None and base == "embedding":
+            result = self._vocab_parallel_embedding(args, ns, partial_axes)
+        elif sync_axes is not None and "batch_norm" in base:
+            result = self._sync_batch_norm(args, node, sync_axes)
+        elif partial_axes is not None:
+            result = self._partial_sum_op(node.target, base, args, kwargs, partial_axes, len(out_specs))
+            if _is_mean(base, node):
+                # local means summed over the group: divide by the piece count
+                pieces = math.prod(self.mesh.shape[a] for a in partial_axes)
+                result = self.call(torch.ops.aten.div.Tensor, result, float(pieces))
+        else:
+            result = self.graph.call_function(node.target, tuple(args), kwargs)
+        if base in _FACTORIES and not node.all_input_nodes:
+            pieces = out_specs[0].pieces(self.mesh)
+            if any(count > 1 for _, count, _ in pieces):
+                result = self.call(local_ops.take_local, result, pieces)
+        self.env[node] = result
+        self.spec_of[node] = out_specs[0]
+
+    def _localize_sizes(self, base, schema, args, kwargs, out_specs, out_shapes):
+        names = [a.name for a in schema.arguments]
+
+        def set_arg(key, value):
+            i = names.index(key)
+            if schema.arguments[i].kwarg_only:
+                kwargs[key] = value
+            else:
+                args[i] = value
+
+        local0 = local_shape(out_shapes[0], out_specs[0], self.mesh) if out_shapes else None
+        if base in _SIZE_ARGS and _SIZE_ARGS[base] in names and base not in _FACTORIES:
+            set_arg(_SIZE_ARGS[base], local0)
+        elif base in ("split", "split_with_sizes") and "dim" in names:
+            dim = args[names.index("dim")]
+            dim = dim % len(out_shapes[0])
+            sizes = [local_shape(s, sp, self.mesh)[dim] for s, sp in zip(out_shapes, out_specs)]
+            if base == "split":
+                set_arg("split_size", sizes[0])
+            else:
+                set_arg("split_sizes", sizes)
+        elif base == "unflatten" and "sizes" in names:
+            dim = args[names.index("dim")] % len(out_shapes[0])
+            count = len(args[names.index("sizes")])
+            set_arg("sizes", local0[dim:dim + count])
+
+    def _partial_sum_op(self, target, base, args, kwargs, axes, num_outputs):
+        g = self.group(axes)
+        bias = None
+        if base in ("addmm", "baddbmm"):
+            bias, args = args[0], args[1:3]
+            target = torch.ops.aten.mm.default if base == "addmm" else torch.ops.aten.bmm.default
+            kwargs = {}
+        elif base == "linear" and len(args) > 2 and args[2] is not None:
+            bias, args = args[2], [args[0], args[1], None]
+        elif base in ("convolution", "conv2d", "conv1d", "conv3d") and args[2] is not None:
+            bias, args = args[2], [args[0], args[1], None] + list(args[3:])
+        out = self.graph.call_function(target, tuple(args), kwargs)
+        if num_outputs == 1:
+            out = self.call(torch.ops.alpa.all_reduce, out, g)
+        else:
+            parts = [self.call(torch.ops.alpa.all_reduce, self.call(operator.getitem, out, i), g)
+                     for i in range(num_outputs)]
+            out = self.call(tuple, parts)
+        if bias is not None:
+            if base.startswith("conv"):
+                bias = self.call(_bias_to_rank, bias, out)
+            out = self.call(torch.ops.aten.add.Tensor, out, bias)
+        return out
+
+    def _vocab_parallel_embedding(self, args, ns, axes):
+        weight_spec = Spec.parse(ns["inputs"][0])
+        index, _, _ = weight_spec.pieces(self.mesh)[0]
+        return self.call(local_ops.vocab_parallel_embedding, args[0], args[1], index, self.group(axes))
+
+    def _sync_batch_norm(self, args, node, axes):
+        x_name = node.args[0].name
+        shape = self.global_shape(x_name)
+        total = math.prod(shape) // shape[1]
+        x, weight, bias, rmean, rvar, training, momentum, eps = args[:8]
+        return self.call(local_ops.sync_batch_norm, x, weight, bias, rmean, rvar, training,
+                         momentum, eps, self.group(axes), total)
+
+    def build(self) -> LocalProgram:
+        outputs: List[Any] = []
+        out_specs: List[Optional[str]] = []
+        out_shapes: List[Optional[List[int]]] = []
+        for node in self.ep.graph.nodes:
+            if node.op == "placeholder":
+                self.placeholder(node)
+            elif node.op == "call_function" and node.target is operator.getitem:
+                self.getitem(node)
+            elif node.op == "call_function":
+                if node.name not in self.specs:
+                    continue  # assertion-like ops without outputs: nothing to run
+                self.op(node)
+            elif node.op == "output":
+                for value in node.args[0]:
+                    if isinstance(value, torch.fx.Node):
+                        outputs.append(self.env[value])
+                        producer = value.args[0] if value.target is operator.getitem else value
+                        index = value.args[1] if value.target is operator.getitem else 0
+                        out_specs.append(_spec_text(self.spec_of[value]))
+                        out_shapes.append(self.global_shape(self.alias_of.get(producer.name, producer.name), index))
+                    else:
+                        outputs.append(value)
+                        out_specs.append(None)
+                        out_shapes.append(None)
+                self.graph.output(tuple(outputs))
+        self.graph.lint()
+        module = torch.fx.GraphModule(torch.nn.Module(), self.graph)
+        placeholder_specs = {n.name: _spec_text(s) for n, s in self.spec_of.items()
+                             if n.op == "placeholder"}
+        program = LocalProgram(module, placeholder_specs, out_specs, out_shapes)
+        # original node name -> (local node name, its spec), for debugging tools
+        program.value_map = {n.name: (v.name, _spec_text(self.spec_of[n]))
+                             for n, v in self.env.items() if n in self.spec_of}
+        return program
+
+
+def _is_mean(base: str, node) -> bool:
+    """Reductions that average: summing local averages needs a division."""
+    if base == "mean":
+        return True
+    if base in ("cross_entropy_loss", "nll_loss", "nll_loss_forward", "mse_loss", "cross_entropy"):
+        schema = node.target._schema
+        names = [a.name for a in schema.arguments]
+        if "reduction" in names:
+            i = names.index("reduction")
+            value = node.args[i] if i < len(node.args) else node.kwargs.get(
+                "reduction", schema.arguments[i].default_value)
+            return value == 1  # Reduction::Mean
+    return False
+
+
+def _bias_to_rank(bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return bias.reshape([1, -1] + [1] * (like.dim() - 2))
+
+
+def _spec_text(spec: Spec) -> str:
+    out = ""
+    for axes, block in zip(spec.dims, spec.blocks):
+        if not axes:
+            out += "R"
+        else:
+            out += "S" + "".join(str(a) for a in axes) + (f"x{block}" if block != 1 else "")
+    if spec.partial:
+        out += "P" + "".join(str(a) for a in spec.partial)
+    return out
+
+
+def build_local_program(exported, captured, stage, mesh: MeshGroups) -> LocalProgram:
+    """This rank's program for a single-stage plan."""
+    return _Rewriter(exported, captured, stage, mesh).build()
