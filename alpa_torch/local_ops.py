@@ -50,6 +50,17 @@ def take_local(x: torch.Tensor, pieces: Sequence[Sequence[int]]) -> torch.Tensor
     return x.contiguous()
 
 
+def view_local(x: torch.Tensor, pieces: Sequence[Sequence[int]]) -> torch.Tensor:
+    """This rank's piece of a replicated tensor as a *view* (no copy), so
+    that in-place updates of a sliced buffer (BatchNorm running statistics)
+    land in the buffer itself."""
+    for d, (index, count, _) in enumerate(pieces):
+        if count > 1:
+            size = x.shape[d] // count
+            x = x.narrow(d, index * size, size)
+    return x
+
+
 def vocab_parallel_embedding(weight: torch.Tensor, ids: torch.Tensor, index: int,
                              group: str, padding_idx: int = -1) -> torch.Tensor:
     """Embedding with the table split by rows: this rank holds rows

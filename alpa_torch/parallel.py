@@ -218,6 +218,9 @@ class _Runner:
         self.mutations = [(i, s.target) for i, s in enumerate(sig.output_specs)
                           if s.kind.name == "BUFFER_MUTATION"]
         self.constants = dict(getattr(ep, "constants", {}) or {})
+        placeholder_target = {s.arg.name: s.target for s in sig.input_specs if hasattr(s.arg, "name")}
+        self.buffer_views = [(placeholder_target[name], Spec.parse(spec))
+                             for name, spec in program.buffer_views]
         self.plan = the_plan
 
     def __call__(self, args, kwargs):
@@ -244,6 +247,7 @@ class _Runner:
             with torch.no_grad():
                 b = self.model.get_buffer(target)
                 (b.to_local() if isinstance(b, DTensor) else b).copy_(outs[index])
+        self._sync_buffer_views()
         results = []
         user_index = [i for i in range(len(outs)) if i not in {m for m, _ in self.mutations}]
         for i in user_index:
@@ -252,6 +256,21 @@ class _Runner:
                 value = _gather_full(value, Spec.parse(spec), self.mesh)
             results.append(value)
         return pytree.tree_unflatten(results, self.out_spec)
+
+
+    def _sync_buffer_views(self) -> None:
+        """Each rank updated its piece of a replicated buffer in place
+        (BatchNorm running statistics of a channel-split BatchNorm): gather
+        the pieces so every rank holds the whole, updated buffer."""
+        with torch.no_grad():
+            for target, spec in self.buffer_views:
+                buf = self.model.get_buffer(target)
+                full = buf.to_local() if isinstance(buf, DTensor) else buf
+                mine = local_ops.view_local(full, spec.pieces(self.mesh)).clone()
+                # .data: autograd saved this buffer (native batch_norm keeps
+                # its running stats for backward); our own piece is unchanged,
+                # so the write must not bump the version counter.
+                full.data.copy_(_gather_full(mine, spec, self.mesh))
 
 
 def _gather_full(value: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:

@@ -124,6 +124,9 @@ class _Rewriter:
         for s in exported.graph_signature.input_specs:
             if s.kind.name == "PARAMETER" and hasattr(s.arg, "name"):
                 self.alias_of[s.arg.name] = by_fqn.get(s.target, s.arg.name)
+        self.buffers = {s.arg.name for s in exported.graph_signature.input_specs
+                        if s.kind.name == "BUFFER" and hasattr(s.arg, "name")}
+        self.buffer_views: List[Tuple[str, str]] = []
         self.records: Dict[str, list] = {}
         for c in stage.collectives():
             self.records.setdefault(c.node, []).append(c)
@@ -145,12 +148,22 @@ class _Rewriter:
         if src == dst:
             return value
         steps = _C.plan_reshard(_spec_text(src), _spec_text(dst), shape, self.mesh_shape)
-        multi_axis = any(len(a) > 1 for a in src.dims + dst.dims)
+        multi_axis = any(len(a) > 1 for a in src.dims + dst.dims) or any(
+            s[0] == "all_to_all" and s[2] == s[3] and len(dst.dims[s[3]]) > 1 for s in steps)
         if multi_axis and any(s[0] == "all_to_all" for s in steps):
             # An all-to-all per axis cannot keep the S01 piece order: on the
             # axes involved, gather to the replicated layout first (inner
             # axis first), then slice to the target (outer axis first).
             axes = {s[1] for s in steps}
+            # Every dim split over an involved axis goes through replicated
+            # whole (a partial gather of an S01 dim is not contiguous).
+            changed = True
+            while changed:
+                changed = False
+                for dim_axes in src.dims + dst.dims:
+                    if set(dim_axes) & axes and not set(dim_axes) <= axes:
+                        axes |= set(dim_axes)
+                        changed = True
             for d, dim_axes in enumerate(src.dims):
                 for a in reversed(dim_axes):
                     if a in axes:
@@ -217,7 +230,15 @@ class _Rewriter:
                 producer = value.args[0] if value.target is operator.getitem else value
                 index = value.args[1] if value.target is operator.getitem else 0
                 shape = self.global_shape(self.alias_of.get(producer.name, producer.name), index)
-                local = self.reshard(self.env[value], self.spec_of[value], want, shape)
+                src = self.spec_of[value]
+                if (value.op == "placeholder" and value.name in self.buffers and src != want
+                        and all(not a for a in src.dims) and all(b == 1 for b in want.blocks)):
+                    # a replicated buffer read in pieces: slice views, so that
+                    # in-place updates reach the buffer
+                    local = self.call(local_ops.view_local, self.env[value], want.pieces(self.mesh))
+                    self.buffer_views.append((value.name, _spec_text(want)))
+                else:
+                    local = self.reshard(self.env[value], src, want, shape)
                 if pos in grad_reduce:
                     local = self.call(torch.ops.alpa.grad_all_reduce, local, self.group(grad_reduce[pos]))
                 tensor_inputs.append(local)
@@ -361,6 +382,8 @@ class _Rewriter:
         # original node name -> (local node name, its spec), for debugging tools
         program.value_map = {n.name: (v.name, _spec_text(self.spec_of[n]))
                              for n, v in self.env.items() if n in self.spec_of}
+        # replicated buffers that ops update in pieces: re-gathered after each run
+        program.buffer_views = self.buffer_views
         return program
 
 

@@ -33,6 +33,19 @@ bool has(const MeshAxes& axes, int a) {
   return std::find(axes.begin(), axes.end(), a) != axes.end();
 }
 
+// Splitting dim `d` further over axis `a` is a local slice only when `a`
+// comes after every axis that already splits it (S1 -> S10 is local:
+// each piece is cut again; S1 -> S01 is not: piece i·n1 + j was on
+// another device).
+bool slice_is_local(const ShardingSpec& from, const ShardingSpec& to, int a, int64_t d) {
+  const MeshAxes& target = to.dims[static_cast<size_t>(d)];
+  auto pos = std::find(target.begin(), target.end(), a);
+  for (int existing : from.dims[static_cast<size_t>(d)]) {
+    if (std::find(target.begin(), target.end(), existing) > pos) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 ReshardPlan plan_reshard(const ShardingSpec& from, const ShardingSpec& to,
@@ -51,8 +64,11 @@ ReshardPlan plan_reshard(const ShardingSpec& from, const ShardingSpec& to,
     } else if (tp) {
       // R -> P: keep the value on one coordinate, zeros elsewhere; local.
       continue;
-    } else if (f < 0 && t >= 0) {
+    } else if (f < 0 && t >= 0 && slice_is_local(from, to, a, t)) {
       slices.push_back({ReshardOp::kSlice, a, -1, t});
+    } else if (f < 0 && t >= 0) {
+      // a new outer split of a dim already split inside: the pieces move
+      all_to_alls.push_back({ReshardOp::kAllToAll, a, t, t});
     } else if (f >= 0 && t >= 0 && (f != t || from.block(f) != to.block(t))) {
       // another dim, or the same dim with another block layout: a permutation
       all_to_alls.push_back({ReshardOp::kAllToAll, a, f, t});

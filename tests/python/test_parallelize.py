@@ -14,21 +14,22 @@ STEPS = 5
 
 
 def loss_of(out):
-    """mean(out · R) for a fixed random R: every output element matters (a
-    plain mean of squares is constant after a final LayerNorm, leaving only
-    rounding noise as gradient, which Adam would amplify)."""
+    """mean((out - R)²) for a fixed random R: every output element matters
+    (a plain mean of squares is constant after a final LayerNorm, leaving
+    rounding noise as the gradient) and the loss stays away from zero, so
+    a relative tolerance is meaningful."""
     if not isinstance(out, torch.Tensor):
         out = out[0]
-    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1234))
-    return (out.float() * weights).mean() + (out.float() ** 2).mean()
+    target = torch.randn(out.shape, generator=torch.Generator().manual_seed(1234))
+    return ((out.float() - target) ** 2).mean()
 
 
 def train(model, args, optimizer):
-    # AdamW's eps is raised from 1e-8 to 1e-6: Adam divides by sqrt(v), so
+    # AdamW: lr 1e-4 and eps 1e-6 (not 1e-8): Adam divides by sqrt(v), so
     # for a weight whose gradient is ~0 it turns summation-order rounding
     # (which differs between sharded and whole matmuls) into whole steps.
     opt = (torch.optim.SGD(model.parameters(), lr=0.05) if optimizer == "sgd"
-           else torch.optim.AdamW(model.parameters(), lr=1e-3, eps=1e-6))
+           else torch.optim.AdamW(model.parameters(), lr=1e-4, eps=1e-6))
     losses = []
     for _ in range(STEPS):
         loss = loss_of(model(*args))
