@@ -37,8 +37,14 @@ def _worker(rank, world, port, fn, args, queue):
             dist.destroy_process_group()
 
 
-def run_ranks(fn, world: int, *args, timeout: float = 300.0):
-    """[result of rank 0, ..., rank world-1]; raises with the first error."""
+def run_ranks(fn, world: int, *args, timeout: float = 300.0, allow_missing: bool = False):
+    """[result of rank 0, ..., rank world-1]; raises with the first error.
+
+    A rank whose process dies without reporting is None when allow_missing,
+    else an AssertionError; the whole call never waits past `timeout`.
+    """
+    import queue as queue_module
+    import time
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
@@ -47,9 +53,16 @@ def run_ranks(fn, world: int, *args, timeout: float = 300.0):
     for p in procs:
         p.start()
     results, errors = {}, []
+    deadline = time.monotonic() + timeout
     try:
-        for _ in procs:
-            rank, status, value = queue.get(timeout=timeout)
+        while len(results) + len(errors) < world and time.monotonic() < deadline:
+            try:
+                rank, status, value = queue.get(timeout=1.0)
+            except queue_module.Empty:
+                silent = [r for r in range(world) if r not in results]
+                if all(not procs[r].is_alive() for r in silent):
+                    break  # the remaining ranks died without a word
+                continue
             if status == "ok":
                 results[rank] = value
             else:
@@ -62,4 +75,8 @@ def run_ranks(fn, world: int, *args, timeout: float = 300.0):
                 p.terminate()
     if errors:
         raise AssertionError("distributed run failed on " + errors[0])
-    return [results[r] for r in range(world)]
+    missing = [r for r in range(world) if r not in results]
+    if missing and not allow_missing:
+        raise AssertionError(f"ranks {missing} did not report within {timeout:.0f} s "
+                             f"(died or hung); got {sorted(results)}")
+    return [results.get(r) for r in range(world)]
