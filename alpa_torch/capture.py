@@ -257,6 +257,22 @@ def _meta_json(value, where: str) -> Dict[str, Any]:
     raise CaptureError(f"{where} produces a {type(value).__name__}, not a tensor")
 
 
+def schema_arguments(node: torch.fx.Node):
+    """(schema argument, value) for every argument of an ATen call, in
+    schema order, defaults filled in. Capture and rewrite walk the same
+    order, so a node's k-th tensor argument is its k-th input in the IR."""
+    for i, arg in enumerate(node.target._schema.arguments):
+        if not arg.kwarg_only and i < len(node.args):
+            value = node.args[i]
+        elif arg.name in node.kwargs:
+            value = node.kwargs[arg.name]
+        elif arg.has_default_value():
+            value = arg.default_value
+        else:
+            value = None
+        yield arg, value
+
+
 def _module_path(node: torch.fx.Node) -> str:
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
@@ -379,16 +395,7 @@ class _GraphConverter:
                 f"static shapes: avoid .item()/.tolist() on tensors in forward")
         inputs: List[List[int]] = []
         attrs: Dict[str, Any] = {}
-        schema = target._schema
-        for i, arg in enumerate(schema.arguments):
-            if not arg.kwarg_only and i < len(node.args):
-                value = node.args[i]
-            elif arg.name in node.kwargs:
-                value = node.kwargs[arg.name]
-            elif arg.has_default_value():
-                value = arg.default_value
-            else:
-                value = None
+        for arg, value in schema_arguments(node):
             attrs[arg.name] = self._attr(value, inputs, node)
         op = f"{target.namespace}.{target._opname}.{target._overloadname}"
         nid = self._add(node, {"kind": "op", "op": op, "inputs": inputs,

@@ -30,6 +30,7 @@ import torch
 import torch.fx
 
 from alpa_torch import _C, local_ops
+from alpa_torch.capture import schema_arguments
 from alpa_torch.distributed import MeshGroups
 from alpa_torch.runtime import load_runtime
 
@@ -248,15 +249,7 @@ class _Rewriter:
             return value
 
         args, kwargs = [], {}
-        for i, arg in enumerate(schema.arguments):
-            if not arg.kwarg_only and i < len(node.args):
-                value = node.args[i]
-            elif arg.name in node.kwargs:
-                value = node.kwargs[arg.name]
-            elif arg.has_default_value():
-                value = arg.default_value
-            else:
-                value = None
+        for arg, value in schema_arguments(node):
             value = convert(value)
             if arg.kwarg_only:
                 kwargs[arg.name] = value

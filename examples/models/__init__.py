@@ -5,7 +5,7 @@ positional args tuple for `forward`; the helpers are re-exported here with a
 model prefix (e.g. `mlp_example_inputs`).
 """
 from . import mlp as _mlp_mod, moe as _moe_mod, wide_resnet as _wrn_mod
-from .mlp import MLP, mlp
+from .mlp import MLP, FeedForward, mlp
 from .moe import MoELayer, MoETransformerBlock, moe_block, moe_layer
 from .wide_resnet import BasicBlock, WideResNet, wide_resnet
 
@@ -14,7 +14,7 @@ moe_example_inputs = _moe_mod.example_inputs
 wide_resnet_example_inputs = _wrn_mod.example_inputs
 
 __all__ = [
-    "MLP", "mlp", "mlp_example_inputs",
+    "MLP", "FeedForward", "mlp", "mlp_example_inputs",
     "WideResNet", "BasicBlock", "wide_resnet", "wide_resnet_example_inputs",
     "MoELayer", "MoETransformerBlock", "moe_layer", "moe_block", "moe_example_inputs",
 ]

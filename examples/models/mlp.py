@@ -6,7 +6,7 @@ Used by tests, benchmarks and demos as the simplest export-friendly workload
 import torch
 from torch import nn
 
-__all__ = ["MLP", "mlp", "example_inputs"]
+__all__ = ["MLP", "FeedForward", "mlp", "example_inputs"]
 
 
 class MLP(nn.Module):
@@ -31,6 +31,22 @@ class MLP(nn.Module):
 
     def forward(self, x):
         return self.blocks(x)
+
+
+class FeedForward(nn.Module):
+    """Megatron's MLP block: Linear(h, 4h) - GELU - Linear(4h, h), named
+    fc1/fc2 (the layer the tensor-parallel tests and benchmarks shard).
+    x: [..., h] -> [..., h]
+    """
+
+    def __init__(self, h=64):
+        super().__init__()
+        self.fc1 = nn.Linear(h, 4 * h)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(4 * h, h)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
 
 
 def mlp(d_in=64, hidden=256, d_out=64, num_layers=2):

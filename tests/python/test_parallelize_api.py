@@ -7,18 +7,10 @@ import pytest
 import torch
 
 from dist_harness import run_ranks
+from examples.models import FeedForward as MLP
 from test_parallelize import loss_of, train
 
 
-class MLP(torch.nn.Module):
-    def __init__(self, h=32):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(h, 4 * h)
-        self.act = torch.nn.GELU()
-        self.fc2 = torch.nn.Linear(4 * h, h)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
 
 
 def mlp_case(batch=16, h=32):

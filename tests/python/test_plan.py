@@ -13,21 +13,11 @@ import alpa_torch
 from alpa_torch import PlanInfeasibleError
 
 from conftest import gpt2_model
+from examples.models import FeedForward as MLP
 
 A100 = "a100-40gb"
 
 
-class MLP(torch.nn.Module):
-    """Linear(h, 4h) - GELU - Linear(4h, h): Megatron's MLP block."""
-
-    def __init__(self, h):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(h, 4 * h)
-        self.act = torch.nn.GELU()
-        self.fc2 = torch.nn.Linear(4 * h, h)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
 
 
 def big_collectives(plan, phase=None, kind=None, min_bytes=64):
