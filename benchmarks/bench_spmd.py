@@ -76,8 +76,10 @@ def worker(rank, world, port, steps, out):
     torch.manual_seed(0)
     h, batch = 64, 8192
     x = torch.randn(batch, h)
-    pmodel = alpa_torch.parallelize(MLP(h), (x,), mesh_shape=(1, world))
-    alpa_t = time_steps(pmodel, x, steps)
+    # as DDP: each rank feeds its slice of the batch and keeps its outputs
+    pmodel = alpa_torch.parallelize(MLP(h), (x,), mesh_shape=(1, world),
+                                    data_parallel_inputs=True, local_outputs=True)
+    alpa_t = time_steps(pmodel, x.chunk(world)[rank], steps)
     torch.manual_seed(0)
     ddp = torch.nn.parallel.DistributedDataParallel(MLP(h))
     ddp_t = time_steps(ddp, x.chunk(world)[rank], steps)

@@ -14,7 +14,9 @@
 #include "mesh/cluster.h"
 #include "plan/intra_op_plan.h"
 #include "python/status_exceptions.h"
+#include "intra_op/cost_graph.h"
 #include "sharding/resharding.h"
+#include "sharding/strategy.h"
 #include "sharding/sharding_spec.h"
 
 namespace py = pybind11;
@@ -124,6 +126,33 @@ void bind_planner(py::module_& m) {
     }
     return steps;
   }, "The resharding steps (op, mesh axis, from dim, to dim) the runtime executes.");
+  m.def("node_strategies", [](const ir::Graph& graph, const std::string& node_name,
+                              std::array<int64_t, 2> mesh_shape) {
+    mesh::Cluster cluster = unwrap(mesh::cluster_preset("cpu-gloo", 1, mesh_shape[0] * mesh_shape[1]));
+    mesh::DeviceMesh mesh = unwrap(mesh::DeviceMesh::create(cluster, mesh_shape));
+    auto id = graph.find(node_name);
+    if (!id) throw_if_error(core::not_found("no node named '" + node_name + "'"));
+    const ir::Node& node = graph.node(*id);
+    std::vector<bool> grad = intra_op::compute_needs_grad(graph);
+    std::vector<bool> input_grad;
+    for (const auto& v : node.inputs) input_grad.push_back(grad[v.node.index()]);
+    auto sig = sharding::op_signature(graph, node);
+    std::vector<sharding::Strategy> list =
+        sig ? sharding::op_strategies(graph, node, *sig, mesh, input_grad, sharding::collect_block_hints(graph))
+            : std::vector<sharding::Strategy>{sharding::replicated_strategy(graph, node)};
+    py::list out;
+    for (const auto& st : list) {
+      py::list ins, outs, colls;
+      for (const auto& sp : st.inputs) ins.append(sp.to_string());
+      for (const auto& sp : st.outputs) outs.append(sp.to_string());
+      for (const auto& c : st.collectives) {
+        colls.append(py::make_tuple(sharding::collective_kind_name(c.kind), c.axes,
+                                    sharding::phase_name(c.phase), c.input, c.what));
+      }
+      out.append(py::make_tuple(st.name, ins, outs, colls));
+    }
+    return out;
+  }, "Every sharding strategy of one node: (name, input specs, output specs, collectives).");
   m.def("local_shape", [](const std::string& spec, const std::vector<int64_t>& shape,
                           std::array<int64_t, 2> mesh_shape) {
     mesh::Cluster cluster = unwrap(mesh::cluster_preset("cpu-gloo", 1, mesh_shape[0] * mesh_shape[1]));

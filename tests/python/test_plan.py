@@ -186,3 +186,13 @@ def test_planning_a_saved_graph(tmp_path):
     from_file = alpa_torch.plan(alpa_torch.load(path), mesh_shape=(1, 4), cluster=A100)
     direct = alpa_torch.plan(model, args, mesh_shape=(1, 4), cluster=A100)
     assert from_file.to_json() == direct.to_json()
+
+
+def test_node_strategies_are_inspectable():
+    from alpa_torch import _C
+    graph = alpa_torch.capture(MLP(16), (torch.randn(8, 16),))
+    names = [s[0] for s in _C.node_strategies(graph.graph, "linear", [1, 4])]
+    # replicated, batch split, output-feature split (column parallel), and
+    # input-feature split (row parallel: partial sums)
+    assert names[0] == "RR = RR x RR x R"
+    assert "RS0 = RR x S0R x S0" in names and "RR = RS0 x RS0 x R" in names
