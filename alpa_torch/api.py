@@ -95,7 +95,9 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         Default: the cluster's device memory. ``math.inf`` lifts the bound.
       cost_mode: ``"seconds"`` (roofline compute + α-β communication) or
         ``"alpa"`` (Alpa's conventions, with ``mesh_alpha``/``mesh_beta``).
-      plan_overrides: ``{"fc1.weight": "S0R"}`` pins parameter specs.
+      plan_overrides: ``{"fc1.weight": "S0R"}`` pins parameter specs; a value
+        with ``=`` pins an op node's strategy by name
+        (``{"linear": "RS0 = RR x S0R x S0"}``, see ``_C.node_strategies``).
       optimizer: optimizer whose state counts toward memory (Adam by default).
 
     Raises ``PlanInfeasibleError`` when no plan fits the memory budget.

@@ -222,6 +222,8 @@ class _Runner:
         self.buffer_views = [(placeholder_target[name], Spec.parse(spec))
                              for name, spec in program.buffer_views]
         self.plan = the_plan
+        self.grad_inputs = {n.name for n in captured.graph.nodes
+                            if n.kind == "input" and n.requires_grad}
 
     def __call__(self, args, kwargs):
         flat = fx_pytree.tree_flatten_spec((args, kwargs), self.in_spec)
@@ -238,9 +240,14 @@ class _Runner:
                 values.append(self.constants[target])
             elif kind == "USER_INPUT":
                 x = next(user)
+                if x.requires_grad and arg_name not in self.grad_inputs and torch.is_grad_enabled():
+                    raise ValueError(
+                        f"input {arg_name!r} requires grad, but the example input given to "
+                        f"parallelize() did not, so the plan computes no gradient for it; pass "
+                        f"an example with requires_grad=True (or detach the input)")
                 spec = self.program.placeholder_specs.get(arg_name)
                 if spec is not None and not self.dp_inputs:
-                    x = local_ops.take_local(x, Spec.parse(spec).pieces(self.mesh))
+                    x = _slice_input(x, Spec.parse(spec), self.mesh)
                 values.append(x)
         outs = self.program.module(*values)
         for index, target in self.mutations:
@@ -271,6 +278,18 @@ class _Runner:
                 # its running stats for backward); our own piece is unchanged,
                 # so the write must not bump the version counter.
                 full.data.copy_(_gather_full(mine, spec, self.mesh))
+
+
+def _slice_input(x: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:
+    """This rank's piece of a global input. With autograd (the input needs a
+    gradient) through alpa.shard, whose backward gathers, so the input's
+    gradient is complete on every rank; otherwise a plain local slice."""
+    if not x.requires_grad:
+        return local_ops.take_local(x, spec.pieces(mesh))
+    for d, (axes, block) in enumerate(zip(spec.dims, spec.blocks)):
+        for a in axes:
+            x = local_ops.shard_dim(x, d, block, mesh.group([a]))
+    return x
 
 
 def _gather_full(value: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:

@@ -105,6 +105,21 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
     for (const ir::ValueRef& v : n.inputs) input_grad.push_back(needs_grad_[v.node.index()]);
     if (sig) {
       nc.strategies = sharding::op_strategies(g, n, *sig, mesh_, input_grad, block_hints_);
+      auto pin = options.pinned_strategies.find(n.name);
+      if (pin != options.pinned_strategies.end()) {
+        std::vector<Strategy> kept;
+        std::string names;
+        for (const Strategy& st : nc.strategies) {
+          if (st.name == pin->second) kept.push_back(st);
+          names += "\n  " + st.name;
+        }
+        if (kept.empty()) {
+          return core::invalid_argument(fmt::format(
+              "pinned strategy '{}' is not a strategy of node '{}' ({}) on {}; its strategies:{}",
+              pin->second, n.name, n.op, mesh_.to_string(), names));
+        }
+        nc.strategies = std::move(kept);
+      }
       // Parameter gradients are all-reduced in buckets (DDP-style).
       for (Strategy& s : nc.strategies) {
         for (auto& c : s.collectives) {

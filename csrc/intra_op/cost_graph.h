@@ -28,6 +28,8 @@ struct IntraOpOptions {
   double memory_budget = kInfinity;
   /// Pinned specs by parameter FQN or node name ("fc1.weight" -> S0R).
   std::map<std::string, sharding::ShardingSpec> pinned;
+  /// Pinned strategies of op nodes, by node name ("linear" -> "RS0 = RR x S0R x S0").
+  std::map<std::string, std::string> pinned_strategies;
   bool merge_followers = true;
   double time_limit_s = 60;
   int num_threads = 1;

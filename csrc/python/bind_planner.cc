@@ -58,6 +58,10 @@ py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
         "the links in the cluster instead"));
   }
   for (const auto& [name, text] : pinned) {
+    if (text.find('=') != std::string::npos) {  // an op node's strategy
+      opt.pinned_strategies[name] = text;
+      continue;
+    }
     auto spec = sharding::ShardingSpec::parse(text);
     if (!spec.ok()) throw_if_error(spec.status().with_context("plan_overrides['" + name + "']"));
     opt.pinned[name] = *spec;
