@@ -79,14 +79,19 @@ def test_checkpoint_round_trip_continues_identically(tmp_path):
         np.testing.assert_allclose(resumed, after_save, rtol=1e-6)
 
 
-def _mesh_mismatch_worker(rank, world):
-    import alpa_torch
-    model, args = mlp_case()
+def _value_error_of(call) -> str:
+    """The ValueError message `call()` raises (or "no error")."""
     try:
-        alpa_torch.parallelize(model, args, mesh_shape=(2, 2))
+        call()
     except ValueError as e:
         return str(e)
     return "no error"
+
+
+def _mesh_mismatch_worker(rank, world):
+    import alpa_torch
+    model, args = mlp_case()
+    return _value_error_of(lambda: alpa_torch.parallelize(model, args, mesh_shape=(2, 2)))
 
 
 def test_world_size_must_match_mesh():
@@ -98,11 +103,7 @@ def _shape_mismatch_worker(rank, world):
     import alpa_torch
     model, _ = mlp_case()
     args = (torch.randn(16 + 8 * rank, 32),)
-    try:
-        alpa_torch.parallelize(model, args, mesh_shape=(1, world))
-    except ValueError as e:
-        return str(e)
-    return "no error"
+    return _value_error_of(lambda: alpa_torch.parallelize(model, args, mesh_shape=(1, world)))
 
 
 def test_different_example_shapes_are_rejected_on_every_rank():
@@ -113,12 +114,8 @@ def test_different_example_shapes_are_rejected_on_every_rank():
 def _bad_spec_worker(rank, world):
     import alpa_torch
     model, args = mlp_case(h=6)
-    try:
-        alpa_torch.parallelize(model, args, mesh_shape=(1, world),
-                               plan_overrides={"fc2.weight": "S0R"})
-    except ValueError as e:
-        return str(e)
-    return "no error"
+    return _value_error_of(lambda: alpa_torch.parallelize(
+        model, args, mesh_shape=(1, world), plan_overrides={"fc2.weight": "S0R"}))
 
 
 def test_spec_that_does_not_divide_fails_on_every_rank():
