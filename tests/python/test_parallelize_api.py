@@ -36,25 +36,27 @@ def test_pinned_specs_still_train_exactly():
         np.testing.assert_allclose(losses, ref, rtol=1e-5)
 
 
+def _steps(model, opt, args, n):
+    """n optimizer steps; the loss of each."""
+    losses = []
+    for _ in range(n):
+        loss = loss_of(model(*args))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def _checkpoint_worker(rank, world, path):
     import torch.distributed.checkpoint as dcp
     import alpa_torch
     model, args = mlp_case()
     pmodel = alpa_torch.parallelize(model, args, mesh_shape=(1, world), cost_mode="alpa")
     opt = torch.optim.SGD(pmodel.parameters(), lr=0.05)
-    for _ in range(2):
-        loss = loss_of(pmodel(*args))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _steps(pmodel, opt, args, 2)
     dcp.save(pmodel.state_dict(), checkpoint_id=path)
-    after_save = []
-    for _ in range(3):
-        loss = loss_of(pmodel(*args))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        after_save.append(loss.item())
+    after_save = _steps(pmodel, opt, args, 3)
     fresh, _ = mlp_case()
     torch.manual_seed(99)  # different initial weights: the checkpoint must win
     for p in fresh.parameters():
@@ -64,13 +66,7 @@ def _checkpoint_worker(rank, world, path):
     dcp.load(state, checkpoint_id=path)
     restored.load_state_dict(state)
     opt2 = torch.optim.SGD(restored.parameters(), lr=0.05)
-    resumed = []
-    for _ in range(3):
-        loss = loss_of(restored(*args))
-        opt2.zero_grad()
-        loss.backward()
-        opt2.step()
-        resumed.append(loss.item())
+    resumed = _steps(restored, opt2, args, 3)
     return after_save, resumed
 
 
