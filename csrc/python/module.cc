@@ -9,6 +9,10 @@ namespace py = pybind11;
 namespace alpa::python {
 void bind_ir(py::module_& m);
 void bind_planner(py::module_& m);
+void bind_stage_dp(py::module_& m);
+void bind_layer_clustering(py::module_& m);
+void bind_schedule(py::module_& m);
+void bind_cross_mesh(py::module_& m);
 }  // namespace alpa::python
 
 PYBIND11_MODULE(_C, m) {
@@ -16,4 +20,8 @@ PYBIND11_MODULE(_C, m) {
   alpa::python::register_exception_translators(m);
   alpa::python::bind_ir(m);
   alpa::python::bind_planner(m);
+  alpa::python::bind_stage_dp(m);
+  alpa::python::bind_layer_clustering(m);
+  alpa::python::bind_schedule(m);
+  alpa::python::bind_cross_mesh(m);
 }
