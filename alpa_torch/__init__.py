@@ -8,6 +8,7 @@ from alpa_torch.capture import CapturedGraph, LayerSummary, capture, load
 from alpa_torch.cluster import Cluster
 from alpa_torch.plan import CollectiveRecord, Plan, Stage
 from alpa_torch.api import plan
+from alpa_torch.inter_op import StageChoice, StageDPResult, stage_dp
 
 
 def parallelize(*args, **kwargs):
@@ -22,4 +23,5 @@ __all__ = [
     "AlpaError", "CaptureError", "PlanInfeasibleError",
     "CapturedGraph", "LayerSummary", "capture", "load",
     "Cluster", "CollectiveRecord", "Plan", "Stage", "plan", "parallelize",
+    "StageChoice", "StageDPResult", "stage_dp",
 ]

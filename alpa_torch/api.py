@@ -81,7 +81,14 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
          optimizer: Union[str, float] = "adam",
          method: str = "intra_op",
          time_limit_s: float = 60.0,
-         num_threads: int = 1) -> Plan:
+         num_threads: int = 1,
+         num_micro_batches: int = 1,
+         schedule: str = "1f1b",
+         num_layers: Optional[int] = None,
+         layer_eps: float = 0.5,
+         layer_boundaries: Optional[Sequence[str]] = None,
+         stage_meshes: Optional[Sequence[Sequence[int]]] = None,
+         max_num_stages: Optional[int] = None) -> Plan:
     """Plan how to shard ``module`` on a device mesh (Alpa's intra-op pass).
 
     Args:
@@ -99,15 +106,33 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         with ``=`` pins an op node's strategy by name
         (``{"linear": "RS0 = RR x S0R x S0"}``, see ``_C.node_strategies``).
       optimizer: optimizer whose state counts toward memory (Adam by default).
+      method: ``"intra_op"`` (one stage on the whole mesh) or ``"pipeshard"``
+        (Alpa's inter-op pass: layers, stages on sub-meshes, intra-op within
+        each). For pipeshard, pass an example of ONE microbatch; the cluster
+        is ``cluster`` or, by default, ``mesh_shape``'s hosts × devices.
+      num_micro_batches, schedule: pipeline microbatches B and ``"1f1b"`` or
+        ``"gpipe"`` (both bound the memory of microbatches in flight).
+      num_layers, layer_eps: layer clustering (Alpa §5.1); None picks L from
+        the model's repeated blocks.
+      layer_boundaries: manual layers, as module FQN prefixes that start a
+        new layer (``["transformer.h.2"]``).
+      stage_meshes: manual stages: one logical mesh per layer, e.g.
+        ``[(1, 2), (1, 2)]``; the devices of all stages must add up to the
+        cluster's.
+      num_threads: ILP solver threads (intra_op) or candidate stages solved
+        at once (pipeshard).
 
     Raises ``PlanInfeasibleError`` when no plan fits the memory budget.
     """
-    if method != "intra_op":
-        raise NotImplementedError(f"method={method!r} is not available yet; use method='intra_op'")
+    if method not in ("intra_op", "pipeshard"):
+        raise ValueError(f"unknown method {method!r}; use 'intra_op' or 'pipeshard'")
     graph = module if isinstance(module, CapturedGraph) else capture(module, example_args, example_kwargs)
     given_cluster = None if cluster is None else as_cluster(cluster, 1)
     shape = _mesh_shape(mesh_shape, given_cluster if isinstance(cluster, (Cluster, dict)) else None)
     resolved = as_cluster(cluster, shape[0] * shape[1])
+    if method == "pipeshard" and (cluster is None or isinstance(cluster, str)):
+        # the pipeline's cluster is the mesh's hosts × devices per host
+        resolved = Cluster.preset(cluster or "cpu-gloo", shape[0], shape[1])
     pinned = dict(plan_overrides or {})
     for name, spec in pinned.items():
         if not isinstance(name, str) or not isinstance(spec, str):
@@ -115,6 +140,21 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
                             f"got {name!r}: {spec!r}")
     budget = (resolved.to_dict()["device"]["memory_bytes"] if memory_budget is None
               else parse_bytes(memory_budget))
+    if method == "pipeshard":
+        if mesh_alpha is not None or mesh_beta is not None:
+            raise ValueError("mesh_alpha/mesh_beta set the links of one fixed mesh; for "
+                             "method='pipeshard' describe the links in the cluster instead")
+        if not isinstance(num_micro_batches, int) or num_micro_batches < 1:
+            raise ValueError(f"num_micro_batches must be a positive int, got {num_micro_batches!r}")
+        meshes = [tuple(int(n) for n in m) for m in (stage_meshes or [])]
+        if any(len(m) != 2 for m in meshes):
+            raise ValueError(f"stage_meshes must be a list of (n0, n1) shapes, got {stage_meshes!r}")
+        result = _C.plan_pipeshard(
+            graph.graph, resolved.to_json(), budget, cost_mode, pinned,
+            _optimizer_factor(optimizer), float(time_limit_s), int(num_threads),
+            num_micro_batches, schedule, int(num_layers or 0), float(layer_eps),
+            list(layer_boundaries or []), meshes, max_num_stages)
+        return Plan(result["plan_json"], result["solver"])
     result = _C.plan_intra_op(
         graph.graph, resolved.to_json(), list(shape), budget, cost_mode,
         None if mesh_alpha is None else [float(a) for a in mesh_alpha],

@@ -21,7 +21,12 @@ class MeshGroups:
     """This rank's coordinate in the logical mesh and the group names of
     each mesh-axis set ((0,), (1,), (0, 1)) that has more than one rank."""
 
-    def __init__(self, mesh_shape: Sequence[int], *, timeout: datetime.timedelta = DEFAULT_TIMEOUT):
+    def __init__(self, mesh_shape: Sequence[int], *, timeout: datetime.timedelta = DEFAULT_TIMEOUT,
+                 device_ids: Optional[Sequence[int]] = None):
+        """`device_ids`: the ranks of the mesh, row-major (default: every
+        rank). Every rank of the job must construct the same MeshGroups in
+        the same order (group creation is collective); a rank outside
+        `device_ids` gets ``coord = None`` and no groups of its own."""
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError(
                 "alpa_torch.parallelize needs torch.distributed: launch with torchrun "
@@ -29,21 +34,29 @@ class MeshGroups:
                 "for planning alone use alpa_torch.plan(), which needs no processes")
         n0, n1 = int(mesh_shape[0]), int(mesh_shape[1])
         world, rank = dist.get_world_size(), dist.get_rank()
-        if n0 * n1 != world:
-            raise ValueError(
-                f"the mesh ({n0}, {n1}) has {n0 * n1} devices but the job has {world} ranks; "
-                f"launch {n0 * n1} processes (torchrun --nproc-per-node) or pass a mesh_shape "
-                f"whose axes multiply to {world}")
+        ids = list(range(world)) if device_ids is None else [int(d) for d in device_ids]
+        if n0 * n1 != len(ids):
+            if device_ids is None:
+                raise ValueError(
+                    f"the mesh ({n0}, {n1}) has {n0 * n1} devices but the job has {world} ranks; "
+                    f"launch {n0 * n1} processes (torchrun --nproc-per-node) or pass a mesh_shape "
+                    f"whose axes multiply to {world}")
+            raise ValueError(f"the mesh ({n0}, {n1}) needs {n0 * n1} devices, got {ids}")
         self.shape: Tuple[int, int] = (n0, n1)
+        self.device_ids = ids
         self.rank = rank
-        self.coord: Tuple[int, int] = (rank // n1, rank % n1)
+        self.coord: Optional[Tuple[int, int]] = None
+        if rank in ids:
+            k = ids.index(rank)
+            self.coord = (k // n1, k % n1)
         self.device = _device_for_backend()
         self.group_names: Dict[Tuple[int, ...], str] = {}
         self._groups = []
+        at = lambda i, j: ids[i * n1 + j]  # noqa: E731
         # axis 0: ranks that share a column j; axis 1: ranks that share a row i
         for axis, count, members in (
-                (0, n1, lambda j: [i * n1 + j for i in range(n0)]),
-                (1, n0, lambda i: [i * n1 + j for j in range(n1)])):
+                (0, n1, lambda j: [at(i, j) for i in range(n0)]),
+                (1, n0, lambda i: [at(i, j) for j in range(n1)])):
             if self.shape[axis] == 1:
                 continue
             for k in range(count):
@@ -53,14 +66,15 @@ class MeshGroups:
                 if rank in ranks:
                     self.group_names[(axis,)] = group.group_name
         if n0 > 1 and n1 > 1:
-            group = dist.new_group(list(range(world)), timeout=timeout)
+            group = dist.new_group(ids, timeout=timeout)
             self._groups.append(group)
-            self.group_names[(0, 1)] = group.group_name
-        elif n0 * n1 > 1:
+            if rank in ids:
+                self.group_names[(0, 1)] = group.group_name
+        elif n0 * n1 > 1 and rank in ids:
             only = (0,) if n0 > 1 else (1,)
             self.group_names[(0, 1)] = self.group_names[only]
         from torch.distributed.device_mesh import DeviceMesh
-        self.device_mesh = DeviceMesh(self.device.type, torch.arange(world).view(n0, n1),
+        self.device_mesh = DeviceMesh(self.device.type, torch.tensor(ids).view(n0, n1),
                                       mesh_dim_names=("axis0", "axis1"))
 
     def group(self, axes: Sequence[int]) -> str:

@@ -60,6 +60,10 @@ def parallelize(model: torch.nn.Module, example_args: Any = (),
             f"mesh_shape {shape} has {shape[0] * shape[1]} devices but the job has {world} "
             f"ranks; launch {shape[0] * shape[1]} processes or pass a mesh whose axes "
             f"multiply to {world}")
+    if plan_options.get("method", "intra_op") == "pipeshard":
+        from alpa_torch.pipeline import parallelize_pipeshard
+        return parallelize_pipeshard(model, example_args, example_kwargs, shape, timeout,
+                                     plan_options)
     captured = capture(model, example_args, example_kwargs)
     _check_same_graph_everywhere(captured)
     the_plan = _plan_on_rank0(captured, shape, plan_options)

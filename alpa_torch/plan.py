@@ -66,6 +66,37 @@ class Stage:
     def memory_bytes(self) -> float:
         return self._doc["memory_bytes"]
 
+    @property
+    def layers(self) -> Tuple[int, int]:
+        """First and last layer (inclusive) of the clustering this stage runs."""
+        return tuple(self._doc["layers"])
+
+    @property
+    def submesh(self) -> Tuple[int, int]:
+        """Physical sub-mesh: (hosts, devices per host)."""
+        return tuple(self._doc["submesh"])
+
+    @property
+    def inputs(self) -> List[Dict[str, Any]]:
+        """Values received from the previous stage: name, producer, index,
+        meta, spec, requires_grad."""
+        return [dict(v) for v in self._doc["inputs"]]
+
+    @property
+    def outputs(self) -> List[Dict[str, Any]]:
+        """Values sent to the next stage (same fields as ``inputs``)."""
+        return [dict(v) for v in self._doc["outputs"]]
+
+    @property
+    def graph_outputs(self) -> List[int]:
+        """Indices of the model's outputs this stage produces."""
+        return list(self._doc["graph_outputs"])
+
+    def __repr__(self) -> str:
+        return (f"<Stage {self.index}: layers {self.layers[0]}..{self.layers[1]} on "
+                f"devices {self.device_ids} as {self.mesh_shape}, "
+                f"{self.predicted_time:.3e} s>")
+
     def collectives(self) -> List[CollectiveRecord]:
         return [CollectiveRecord(self.index, c["node"], c["kind"], tuple(c["axes"]),
                                  c["bytes"], c["phase"], c["what"], c["input"])
@@ -94,8 +125,27 @@ class Plan:
 
     @property
     def predicted_step_time(self) -> float:
-        """Seconds per training step (the slowest stage for a single stage)."""
-        return max(s.predicted_time for s in self.stages)
+        """Seconds per training step: Σ stage times + (B − 1)·slowest stage
+        (Alpa §5.2); the stage's time for a single stage."""
+        times = [s.predicted_time for s in self.stages]
+        return sum(times) + (self.num_micro_batches - 1) * max(times)
+
+    @property
+    def num_micro_batches(self) -> int:
+        return self._doc["num_micro_batches"]
+
+    @property
+    def schedule(self) -> str:
+        return self._doc["schedule"]
+
+    @property
+    def num_layers(self) -> int:
+        return self._doc["num_layers"]
+
+    @property
+    def notes(self) -> List[str]:
+        """Why the planner chose this plan (the candidates it compared)."""
+        return list(self._doc["notes"])
 
     @property
     def memory_per_device(self) -> float:

@@ -22,26 +22,12 @@ void add_records(StagePlan& stage, const std::string& node,
 
 }  // namespace
 
-core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
-                                        const IntraOpRequest& request,
-                                        intra_op::IntraOpResult* stats) {
-  ALPA_RETURN_IF_ERROR(ir::verify_graph(graph));
-  ALPA_ASSIGN_OR_RETURN(mesh::DeviceMesh mesh, mesh::DeviceMesh::create(cluster, request.mesh_shape));
-  if (request.axis_links) {
-    mesh.set_axis_link(0, (*request.axis_links)[0]);
-    mesh.set_axis_link(1, (*request.axis_links)[1]);
-  }
-  ALPA_ASSIGN_OR_RETURN(intra_op::CostGraph cg, intra_op::CostGraph::build(graph, mesh, request.options));
-  ALPA_ASSIGN_OR_RETURN(intra_op::IntraOpResult result, intra_op::solve_intra_op(cg, request.options));
-
-  Plan plan;
-  plan.graph_name = graph.name();
-  plan.graph_fingerprint = fmt::format("{:016x}", graph.fingerprint());
-  plan.cluster = cluster;
-  plan.cost_mode = request.options.cost.mode == cost::CostOptions::Mode::kAlpa ? "alpa" : "seconds";
-  plan.memory_budget = request.options.memory_budget;
-  plan.warnings = result.warnings;
+core::StatusOr<SolvedStage> plan_stage(const ir::Graph& graph, const mesh::DeviceMesh& mesh,
+                                       const intra_op::IntraOpOptions& options, int64_t index) {
+  ALPA_ASSIGN_OR_RETURN(intra_op::CostGraph cg, intra_op::CostGraph::build(graph, mesh, options));
+  ALPA_ASSIGN_OR_RETURN(intra_op::IntraOpResult result, intra_op::solve_intra_op(cg, options));
   StagePlan stage;
+  stage.index = index;
   stage.mesh_shape = mesh.shape();
   stage.device_ids = mesh.device_ids();
   stage.predicted_time = result.objective;
@@ -49,10 +35,15 @@ core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Clus
   stage.communication_time = result.communication_time;
   stage.memory_bytes = result.memory_bytes;
   for (const ir::Node& n : graph.nodes()) {
-    const sharding::Strategy& s = cg.nodes()[n.id.index()].strategies[static_cast<size_t>(result.choice[n.id.index()])];
+    const intra_op::NodeCosts& costs = cg.nodes()[n.id.index()];
+    const size_t choice = static_cast<size_t>(result.choice[n.id.index()]);
+    const sharding::Strategy& s = costs.strategies[choice];
     stage.nodes.push_back(NodeSharding{n.name, s.name, s.inputs, s.outputs});
     if (n.kind == ir::NodeKind::kParameter) stage.param_specs.emplace_back(n.target, s.outputs[0]);
     if (n.kind == ir::NodeKind::kInput) stage.input_specs.emplace_back(n.target, s.outputs[0]);
+    if (n.kind == ir::NodeKind::kParameter || n.kind == ir::NodeKind::kBuffer) {
+      stage.parameter_memory_bytes += costs.memory[choice];
+    }
     add_records(stage, n.name, s.collectives, "");
   }
   for (const intra_op::CostEdge& e : cg.edges()) {
@@ -68,8 +59,29 @@ core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Clus
       }
     }
   }
-  plan.stages.push_back(std::move(stage));
-  if (stats) *stats = result;
+  return SolvedStage{std::move(stage), std::move(result)};
+}
+
+core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
+                                        const IntraOpRequest& request,
+                                        intra_op::IntraOpResult* stats) {
+  ALPA_RETURN_IF_ERROR(ir::verify_graph(graph));
+  ALPA_ASSIGN_OR_RETURN(mesh::DeviceMesh mesh, mesh::DeviceMesh::create(cluster, request.mesh_shape));
+  if (request.axis_links) {
+    mesh.set_axis_link(0, (*request.axis_links)[0]);
+    mesh.set_axis_link(1, (*request.axis_links)[1]);
+  }
+  ALPA_ASSIGN_OR_RETURN(SolvedStage solved, plan_stage(graph, mesh, request.options, 0));
+  Plan plan;
+  plan.graph_name = graph.name();
+  plan.graph_fingerprint = fmt::format("{:016x}", graph.fingerprint());
+  plan.cluster = cluster;
+  plan.cost_mode = request.options.cost.mode == cost::CostOptions::Mode::kAlpa ? "alpa" : "seconds";
+  plan.memory_budget = request.options.memory_budget;
+  plan.warnings = solved.result.warnings;
+  solved.stage.submesh = {1, mesh.num_devices()};
+  plan.stages.push_back(std::move(solved.stage));
+  if (stats) *stats = std::move(solved.result);
   return plan;
 }
 

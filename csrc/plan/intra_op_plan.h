@@ -21,6 +21,18 @@ struct IntraOpRequest {
   intra_op::IntraOpOptions options;
 };
 
+/// A stage planned by the intra-op pass, with the solver's figures.
+struct SolvedStage {
+  StagePlan stage;
+  intra_op::IntraOpResult result;
+};
+
+/// Plans `graph` as stage `index` on `mesh` (its devices may be any
+/// sub-mesh of the cluster): every node's strategy, parameter specs,
+/// collectives, predicted time and memory.
+core::StatusOr<SolvedStage> plan_stage(const ir::Graph& graph, const mesh::DeviceMesh& mesh,
+                                       const intra_op::IntraOpOptions& options, int64_t index);
+
 /// Plans `graph` on the first mesh_shape[0]·mesh_shape[1] devices of
 /// `cluster`. `stats` (optional) receives sizes and solver timings.
 core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Cluster& cluster,

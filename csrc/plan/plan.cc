@@ -22,13 +22,19 @@ bool operator==(const StagePlan& a, const StagePlan& b) {
          a.param_specs == b.param_specs && a.input_specs == b.input_specs && a.nodes == b.nodes &&
          a.collectives == b.collectives && a.predicted_time == b.predicted_time &&
          a.compute_time == b.compute_time && a.communication_time == b.communication_time &&
-         a.memory_bytes == b.memory_bytes;
+         a.memory_bytes == b.memory_bytes && a.layers == b.layers && a.submesh == b.submesh &&
+         a.inputs == b.inputs && a.outputs == b.outputs && a.graph_outputs == b.graph_outputs &&
+         a.parameter_memory_bytes == b.parameter_memory_bytes;
 }
 
 double Plan::predicted_step_time() const {
-  double t = 0;
-  for (const StagePlan& s : stages) t = std::max(t, s.predicted_time);
-  return t;
+  double sum = 0;
+  double slowest = 0;
+  for (const StagePlan& s : stages) {
+    sum += s.predicted_time;
+    slowest = std::max(slowest, s.predicted_time);
+  }
+  return sum + static_cast<double>(num_micro_batches - 1) * slowest;
 }
 
 double Plan::peak_memory_bytes() const {
@@ -79,6 +85,45 @@ core::StatusOr<NamedSpecs> named_from(const Json& j, const std::string& where) {
   return out;
 }
 
+Json stage_values_json(const std::vector<StageValue>& values) {
+  Json a = Json::array();
+  for (const StageValue& v : values) {
+    a.push(Json(Json::Object{{"name", Json(v.name)}, {"producer", Json(v.producer)},
+                             {"index", Json(v.index)}, {"meta", Json(v.meta.to_string())},
+                             {"spec", Json(v.spec.to_string())},
+                             {"requires_grad", Json(v.requires_grad)}}));
+  }
+  return a;
+}
+
+core::StatusOr<std::vector<StageValue>> stage_values_from(const Json& j, const std::string& key,
+                                                          const std::string& where) {
+  ALPA_ASSIGN_OR_RETURN(const Json::Array* list, core::json_get_array(j, key, where));
+  std::vector<StageValue> out;
+  std::string w = where + "." + key;
+  for (const Json& v : *list) {
+    StageValue sv;
+    ALPA_ASSIGN_OR_RETURN(sv.name, core::json_get_string(v, "name", w));
+    ALPA_ASSIGN_OR_RETURN(sv.producer, core::json_get_string(v, "producer", w));
+    ALPA_ASSIGN_OR_RETURN(sv.index, core::json_get_int(v, "index", w));
+    ALPA_ASSIGN_OR_RETURN(std::string meta, core::json_get_string(v, "meta", w));
+    ALPA_ASSIGN_OR_RETURN(sv.meta, ir::TensorMeta::parse(meta));
+    ALPA_ASSIGN_OR_RETURN(std::string spec, core::json_get_string(v, "spec", w));
+    ALPA_ASSIGN_OR_RETURN(sv.spec, ShardingSpec::parse(spec));
+    ALPA_ASSIGN_OR_RETURN(sv.requires_grad, core::json_get_bool(v, "requires_grad", w));
+    out.push_back(std::move(sv));
+  }
+  return out;
+}
+
+core::StatusOr<std::array<int64_t, 2>> int_pair(const Json& j, const std::string& key,
+                                                 const std::string& where) {
+  ALPA_ASSIGN_OR_RETURN(const Json* member, core::json_member(j, key, where));
+  ALPA_ASSIGN_OR_RETURN(auto list, core::json_int_list(*member, where + "." + key));
+  if (list.size() != 2) return core::parse_error(where + "." + key + ": expected two integers");
+  return std::array<int64_t, 2>{list[0], list[1]};
+}
+
 Json stage_json(const StagePlan& s) {
   Json j = Json::object();
   j.set("index", Json(s.index));
@@ -105,6 +150,12 @@ Json stage_json(const StagePlan& s) {
   j.set("compute_time", Json(s.compute_time));
   j.set("communication_time", Json(s.communication_time));
   j.set("memory_bytes", Json(s.memory_bytes));
+  j.set("parameter_memory_bytes", Json(s.parameter_memory_bytes));
+  j.set("layers", ints({s.layers[0], s.layers[1]}));
+  j.set("submesh", ints({s.submesh[0], s.submesh[1]}));
+  j.set("inputs", stage_values_json(s.inputs));
+  j.set("outputs", stage_values_json(s.outputs));
+  j.set("graph_outputs", ints(s.graph_outputs));
   return j;
 }
 
@@ -154,6 +205,14 @@ core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
   ALPA_ASSIGN_OR_RETURN(s.compute_time, core::json_get_double(j, "compute_time", where));
   ALPA_ASSIGN_OR_RETURN(s.communication_time, core::json_get_double(j, "communication_time", where));
   ALPA_ASSIGN_OR_RETURN(s.memory_bytes, core::json_get_double(j, "memory_bytes", where));
+  ALPA_ASSIGN_OR_RETURN(s.parameter_memory_bytes,
+                        core::json_get_double(j, "parameter_memory_bytes", where));
+  ALPA_ASSIGN_OR_RETURN(s.layers, int_pair(j, "layers", where));
+  ALPA_ASSIGN_OR_RETURN(s.submesh, int_pair(j, "submesh", where));
+  ALPA_ASSIGN_OR_RETURN(s.inputs, stage_values_from(j, "inputs", where));
+  ALPA_ASSIGN_OR_RETURN(s.outputs, stage_values_from(j, "outputs", where));
+  ALPA_ASSIGN_OR_RETURN(const Json* gout, core::json_member(j, "graph_outputs", where));
+  ALPA_ASSIGN_OR_RETURN(s.graph_outputs, core::json_int_list(*gout, where + ".graph_outputs"));
   return s;
 }
 
@@ -183,6 +242,12 @@ Json Plan::to_json() const {
   Json w = Json::array();
   for (const std::string& s : warnings) w.push(Json(s));
   j.set("warnings", w);
+  j.set("num_micro_batches", Json(num_micro_batches));
+  j.set("schedule", Json(schedule));
+  j.set("num_layers", Json(num_layers));
+  Json n = Json::array();
+  for (const std::string& s : notes) n.push(Json(s));
+  j.set("notes", n);
   return j;
 }
 
@@ -213,6 +278,13 @@ core::StatusOr<Plan> Plan::from_json(const Json& j) {
   for (const Json& w : *warnings) {
     if (w.is_string()) p.warnings.push_back(w.as_string());
   }
+  ALPA_ASSIGN_OR_RETURN(p.num_micro_batches, core::json_get_int(j, "num_micro_batches", "plan"));
+  ALPA_ASSIGN_OR_RETURN(p.schedule, core::json_get_string(j, "schedule", "plan"));
+  ALPA_ASSIGN_OR_RETURN(p.num_layers, core::json_get_int(j, "num_layers", "plan"));
+  ALPA_ASSIGN_OR_RETURN(const Json::Array* notes, core::json_get_array(j, "notes", "plan"));
+  for (const Json& n : *notes) {
+    if (n.is_string()) p.notes.push_back(n.as_string());
+  }
   return p;
 }
 
@@ -227,9 +299,19 @@ std::string Plan::explain() const {
                      std::isinf(memory_budget) ? std::string("none") : gib(memory_budget));
   out += fmt::format("predicted step time {:.6f} s; peak memory per device {}\n",
                      predicted_step_time(), gib(peak_memory_bytes()));
+  if (stages.size() > 1 || num_micro_batches > 1) {
+    out += fmt::format("pipeline: {} stages over {} layers, {} microbatches, schedule {}\n",
+                       stages.size(), num_layers, num_micro_batches, schedule);
+  }
+  for (const std::string& n : notes) out += "  " + n + "\n";
   for (const StagePlan& s : stages) {
     out += fmt::format("\nstage {}: logical mesh ({}, {}) over devices {}\n", s.index,
                        s.mesh_shape[0], s.mesh_shape[1], s.device_ids);
+    if (stages.size() > 1) {
+      out += fmt::format("  layers {}..{} on sub-mesh ({}, {}); receives {} value(s), sends {}\n",
+                         s.layers[0], s.layers[1], s.submesh[0], s.submesh[1], s.inputs.size(),
+                         s.outputs.size());
+    }
     out += fmt::format("  time {:.6f} s = compute {:.6f} s + communication {:.6f} s; memory {}\n",
                        s.predicted_time, s.compute_time, s.communication_time, gib(s.memory_bytes));
     out += "  parameters:\n";

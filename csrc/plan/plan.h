@@ -15,6 +15,7 @@
 
 #include "core/json.h"
 #include "core/status.h"
+#include "ir/tensor_meta.h"
 #include "mesh/cluster.h"
 #include "sharding/collective.h"
 #include "sharding/sharding_spec.h"
@@ -46,6 +47,20 @@ struct NodeSharding {
 
 using NamedSpecs = std::vector<std::pair<std::string, sharding::ShardingSpec>>;
 
+/// A value crossing a pipeline stage boundary, with its layout on the stage.
+struct StageValue {
+  std::string name;      ///< input/output node name in the stage graph
+  std::string producer;  ///< producing node of the whole graph
+  int64_t index = 0;     ///< output index of `producer`
+  ir::TensorMeta meta;   ///< global shape and dtype
+  sharding::ShardingSpec spec;
+  bool requires_grad = false;
+  friend bool operator==(const StageValue& a, const StageValue& b) {
+    return a.name == b.name && a.producer == b.producer && a.index == b.index &&
+           a.meta == b.meta && a.spec == b.spec && a.requires_grad == b.requires_grad;
+  }
+};
+
 struct StagePlan {
   int64_t index = 0;
   std::array<int64_t, 2> mesh_shape{1, 1};
@@ -58,11 +73,19 @@ struct StagePlan {
   double compute_time = 0;        ///< seconds
   double communication_time = 0;  ///< seconds
   double memory_bytes = 0;        ///< per device
+  // Pipeline stages (a single-stage plan: layers {0, 0}, no boundary values).
+  std::array<int64_t, 2> layers{0, 0};   ///< first and last layer (inclusive)
+  std::array<int64_t, 2> submesh{1, 1};  ///< hosts × devices per host
+  std::vector<StageValue> inputs;        ///< received from the previous stage
+  std::vector<StageValue> outputs;       ///< sent to the next stage
+  /// Indices of the whole graph's outputs this stage produces.
+  std::vector<int64_t> graph_outputs;
+  double parameter_memory_bytes = 0;  ///< parameters, grads, optimizer state
   friend bool operator==(const StagePlan& a, const StagePlan& b);
 };
 
 struct Plan {
-  static constexpr int64_t kFormatVersion = 1;
+  static constexpr int64_t kFormatVersion = 2;
 
   std::string graph_name;
   std::string graph_fingerprint;  ///< hex of ir::Graph::fingerprint()
@@ -71,7 +94,14 @@ struct Plan {
   double memory_budget = 0;       ///< bytes; +inf = none
   std::vector<StagePlan> stages;
   std::vector<std::string> warnings;
+  int64_t num_micro_batches = 1;
+  std::string schedule = "1f1b";  ///< pipeline schedule (see plan/schedule.h)
+  int64_t num_layers = 1;         ///< layers of the clustering (Alpa §5.1)
+  /// Why the planner chose this plan: the candidates it compared.
+  std::vector<std::string> notes;
 
+  /// Seconds per step: Σ stage times + (B − 1)·max stage time (Alpa §5.2,
+  /// B = num_micro_batches); the stage time for a single-stage plan.
   double predicted_step_time() const;
   double peak_memory_bytes() const;
 

@@ -13,6 +13,7 @@
 #include "intra_op/ilp_solver.h"
 #include "mesh/cluster.h"
 #include "plan/intra_op_plan.h"
+#include "plan/pipeshard_plan.h"
 #include "python/status_exceptions.h"
 #include "intra_op/cost_graph.h"
 #include "sharding/resharding.h"
@@ -30,32 +31,22 @@ mesh::Cluster cluster_from_json_text(const std::string& text) {
   return unwrap(mesh::Cluster::from_json(*j));
 }
 
-py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
-                       std::array<int64_t, 2> mesh_shape, double memory_budget,
-                       const std::string& cost_mode, std::optional<std::array<double, 2>> mesh_alpha,
-                       std::optional<std::array<double, 2>> mesh_beta,
-                       const std::map<std::string, std::string>& pinned,
-                       double optimizer_state_factor, double time_limit_s, int num_threads) {
-  plan::IntraOpRequest req;
-  req.mesh_shape = mesh_shape;
-  auto& opt = req.options;
+/// Intra-op options from the Python keyword arguments shared by the planners.
+intra_op::IntraOpOptions intra_op_options(double memory_budget, const std::string& cost_mode,
+                                          const std::map<std::string, std::string>& pinned,
+                                          double optimizer_state_factor, double time_limit_s,
+                                          int num_threads) {
+  intra_op::IntraOpOptions opt;
   opt.memory_budget = memory_budget;
   opt.time_limit_s = time_limit_s;
   opt.num_threads = num_threads;
   opt.cost.optimizer_state_factor = optimizer_state_factor;
   if (cost_mode == "alpa") {
     opt.cost.mode = cost::CostOptions::Mode::kAlpa;
-    std::array<double, 2> a = mesh_alpha.value_or(std::array<double, 2>{1, 1});
-    std::array<double, 2> b = mesh_beta.value_or(std::array<double, 2>{1, 1});
-    req.axis_links = std::array<mesh::LinkSpec, 2>{mesh::LinkSpec{a[0], b[0]}, mesh::LinkSpec{a[1], b[1]}};
   } else if (cost_mode != "seconds") {
     throw_if_error(core::invalid_argument(
         "cost_mode must be 'seconds' (roofline compute + α-β communication) or 'alpa' "
         "(Alpa's conventions: no compute term, mesh_alpha/mesh_beta per axis), got '" + cost_mode + "'"));
-  } else if (mesh_alpha || mesh_beta) {
-    throw_if_error(core::invalid_argument(
-        "mesh_alpha/mesh_beta apply to cost_mode='alpa'; for cost_mode='seconds' describe "
-        "the links in the cluster instead"));
   }
   for (const auto& [name, text] : pinned) {
     if (text.find('=') != std::string::npos) {  // an op node's strategy
@@ -65,6 +56,28 @@ py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
     auto spec = sharding::ShardingSpec::parse(text);
     if (!spec.ok()) throw_if_error(spec.status().with_context("plan_overrides['" + name + "']"));
     opt.pinned[name] = *spec;
+  }
+  return opt;
+}
+
+py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
+                       std::array<int64_t, 2> mesh_shape, double memory_budget,
+                       const std::string& cost_mode, std::optional<std::array<double, 2>> mesh_alpha,
+                       std::optional<std::array<double, 2>> mesh_beta,
+                       const std::map<std::string, std::string>& pinned,
+                       double optimizer_state_factor, double time_limit_s, int num_threads) {
+  plan::IntraOpRequest req;
+  req.mesh_shape = mesh_shape;
+  req.options = intra_op_options(memory_budget, cost_mode, pinned, optimizer_state_factor,
+                                 time_limit_s, num_threads);
+  if (cost_mode == "alpa") {
+    std::array<double, 2> a = mesh_alpha.value_or(std::array<double, 2>{1, 1});
+    std::array<double, 2> b = mesh_beta.value_or(std::array<double, 2>{1, 1});
+    req.axis_links = std::array<mesh::LinkSpec, 2>{mesh::LinkSpec{a[0], b[0]}, mesh::LinkSpec{a[1], b[1]}};
+  } else if (mesh_alpha || mesh_beta) {
+    throw_if_error(core::invalid_argument(
+        "mesh_alpha/mesh_beta apply to cost_mode='alpa'; for cost_mode='seconds' describe "
+        "the links in the cluster instead"));
   }
   mesh::Cluster cluster = cluster_from_json_text(cluster_json);
   intra_op::IntraOpResult stats;
@@ -90,6 +103,50 @@ py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
   return out;
 }
 
+py::dict plan_pipeshard(const ir::Graph& graph, const std::string& cluster_json,
+                        double memory_budget, const std::string& cost_mode,
+                        const std::map<std::string, std::string>& pinned,
+                        double optimizer_state_factor, double time_limit_s, int num_threads,
+                        int64_t num_micro_batches, const std::string& schedule,
+                        int64_t num_layers, double layer_eps,
+                        const std::vector<std::string>& layer_boundaries,
+                        const std::vector<std::array<int64_t, 2>>& stage_meshes,
+                        std::optional<int64_t> max_num_stages) {
+  plan::PipeshardRequest req;
+  req.options = intra_op_options(memory_budget, cost_mode, pinned, optimizer_state_factor,
+                                 time_limit_s, 1);
+  req.num_threads = num_threads;
+  req.num_micro_batches = num_micro_batches;
+  req.schedule = schedule;
+  req.clustering.num_layers = num_layers;
+  req.clustering.eps = layer_eps;
+  req.layer_boundaries = layer_boundaries;
+  req.stage_meshes = stage_meshes;
+  req.max_num_stages = max_num_stages;
+  mesh::Cluster cluster = cluster_from_json_text(cluster_json);
+  plan::PipeshardStats stats;
+  plan::Plan p;
+  {
+    py::gil_scoped_release release;
+    auto result = plan::make_pipeshard_plan(graph, cluster, req, &stats);
+    py::gil_scoped_acquire acquire;
+    throw_if_error(result.status());
+    p = std::move(result).value();
+  }
+  py::dict solver;
+  solver["num_layers"] = stats.num_layers;
+  solver["num_candidates"] = stats.num_candidates;
+  solver["num_solved"] = stats.num_solved;
+  solver["clustering_seconds"] = stats.clustering_seconds;
+  solver["profiling_seconds"] = stats.profiling_seconds;
+  solver["dp_seconds"] = stats.dp_seconds;
+  solver["total_seconds"] = stats.total_seconds;
+  py::dict out;
+  out["plan_json"] = p.to_json().dump();
+  out["solver"] = solver;
+  return out;
+}
+
 }  // namespace
 
 void bind_planner(py::module_& m) {
@@ -105,6 +162,12 @@ void bind_planner(py::module_& m) {
         py::arg("mesh_shape"), py::arg("memory_budget"), py::arg("cost_mode"),
         py::arg("mesh_alpha"), py::arg("mesh_beta"), py::arg("pinned"),
         py::arg("optimizer_state_factor"), py::arg("time_limit_s"), py::arg("num_threads"));
+  m.def("plan_pipeshard", &plan_pipeshard, py::arg("graph"), py::arg("cluster_json"),
+        py::arg("memory_budget"), py::arg("cost_mode"), py::arg("pinned"),
+        py::arg("optimizer_state_factor"), py::arg("time_limit_s"), py::arg("num_threads"),
+        py::arg("num_micro_batches"), py::arg("schedule"), py::arg("num_layers"),
+        py::arg("layer_eps"), py::arg("layer_boundaries"), py::arg("stage_meshes"),
+        py::arg("max_num_stages"));
   m.def("plan_explain", [](const std::string& text) {
     return unwrap(plan::Plan::parse(text)).explain();
   });

@@ -158,6 +158,8 @@ core::StatusOr<ShardingSpec> ShardingSpec::parse(std::string_view text) {
         "followed by mesh axes (e.g. 'S0R', 'RS1', 'S01R', 'RS0x3'), then optionally P "
         "and axes for partial sums", text));
   }
+  // A block factor on an early dim recorded blocks only up to that dim.
+  if (!spec.blocks.empty()) spec.blocks.resize(spec.dims.size(), 1);
   return spec;
 }
 

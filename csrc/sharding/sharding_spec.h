@@ -36,7 +36,7 @@ struct ShardingSpec {
   bool is_replicated() const;
   /// Block factor of dim `d` (1 unless block-interleaved).
   int64_t block(int64_t d) const {
-    return blocks.empty() ? 1 : blocks[static_cast<size_t>(d)];
+    return static_cast<size_t>(d) < blocks.size() ? blocks[static_cast<size_t>(d)] : 1;
   }
   void set_block(int64_t d, int64_t factor);
   /// Number of pieces dim `d` is cut into on `mesh`.

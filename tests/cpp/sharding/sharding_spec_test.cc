@@ -64,3 +64,17 @@ TEST(ShardingSpecTest, EnumerationOnTwoDimensionalMesh) {
 
 }  // namespace
 }  // namespace alpa::sharding
+
+namespace alpa::sharding {
+namespace {
+
+TEST(ShardingSpecTest, BlockFactorOnAnEarlyDimRoundTrips) {
+  for (const char* text : {"S0x3S1", "S0x2RR", "RS1x3R"}) {
+    ShardingSpec spec = ShardingSpec::parse(text).value();
+    EXPECT_EQ(spec.to_string(), text);
+    EXPECT_EQ(spec.blocks.size(), spec.dims.size());
+  }
+}
+
+}  // namespace
+}  // namespace alpa::sharding

@@ -1,0 +1,431 @@
+"""Pipeshard parallelize(): a plan with pipeline stages, run by the C++
+executor.
+
+Every rank captures ONE microbatch of the example, rank 0 plans
+(``method="pipeshard"``) and broadcasts the plan, every rank creates the
+process groups of every stage's sub-mesh (group creation is collective),
+and each rank keeps only its stage: its parameters become DTensors on its
+stage's DeviceMesh, the others are dropped from the module, and its slice of
+the graph is rewritten into a local FX program. ``pmodel.step(batch, target,
+loss_fn)`` then runs one training step through
+``alpa_torch._runtime.PipelineExecutor`` (C++): the schedule's forwards and
+backwards over microbatches, with cross-mesh resharding of every value that
+crosses a stage boundary, gradients accumulated over microbatches.
+
+    rank 0,1: stage 0 (mesh (1, 2))        rank 2,3: stage 1 (mesh (1, 2))
+    F0 SEND_F0 F1 SEND_F1 ... B0 SEND_B0   RECV_F0 F0 B0 SEND_B0 ...
+"""
+from __future__ import annotations
+
+import datetime
+import operator
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+import torch.fx
+import torch.fx._pytree as fx_pytree
+import torch.utils._pytree as pytree
+from torch.distributed.tensor import DTensor
+
+from alpa_torch import local_ops
+from alpa_torch.capture import capture
+from alpa_torch.distributed import MeshGroups
+from alpa_torch.plan import Plan, Stage
+from alpa_torch.rewrite import LocalProgram, Spec, _Rewriter, _spec_text
+
+
+# ---- rewrite of one stage ---------------------------------------------------
+
+class _StageRewriter(_Rewriter):
+    """The local program of one pipeline stage: received values become
+    leading placeholders; the outputs are the values sent to the next stage
+    (in the plan's layout), then the model outputs this stage produces."""
+
+    def build(self) -> LocalProgram:
+        stage: Stage = self.stage
+        members = set(stage.node_specs)
+        fx_of = _fx_values(self.ep.graph)
+        arg_plan: List[Tuple[str, Any]] = []
+        for i, v in enumerate(stage.inputs):
+            ph = self.graph.placeholder(f"recv_{i}")
+            node = fx_of[(v["producer"], v["index"])]
+            self.env[node] = ph
+            self.spec_of[node] = Spec.parse(v["spec"])
+            arg_plan.append(("recv", i))
+        output_node = None
+        for node in self.ep.graph.nodes:
+            if node in self.env:
+                continue
+            if node.op == "placeholder":
+                if self.alias_of.get(node.name, node.name) in members:
+                    self.placeholder(node)
+                    arg_plan.append(("fx", node.name))
+            elif node.op == "call_function" and node.target is operator.getitem:
+                if node.args[0] in self.env:
+                    self.getitem(node)
+            elif node.op == "call_function":
+                if node.name in members:
+                    self.op(node)
+            elif node.op == "output":
+                output_node = node
+        outputs: List[Any] = []
+        for v in stage.outputs:
+            node = fx_of[(v["producer"], v["index"])]
+            want = Spec.parse(v["spec"])
+            shape = self.global_shape(v["producer"], v["index"])
+            outputs.append(self.reshard(self.env[node], self.spec_of[node], want, shape))
+        tensor_outputs = [v for v in output_node.args[0] if isinstance(v, torch.fx.Node)]
+        out_specs: List[Optional[str]] = []
+        for i in stage.graph_outputs:
+            value = tensor_outputs[i]
+            outputs.append(self.env[value])
+            out_specs.append(_spec_text(self.spec_of[value]))
+        self.graph.output(tuple(outputs))
+        self.graph.lint()
+        module = torch.fx.GraphModule(torch.nn.Module(), self.graph)
+        placeholder_specs = {n.name: _spec_text(s) for n, s in self.spec_of.items()
+                             if n.op == "placeholder"}
+        program = LocalProgram(module, placeholder_specs, out_specs, [])
+        program.arg_plan = arg_plan
+        program.buffer_views = self.buffer_views
+        return program
+
+
+def _fx_values(graph: torch.fx.Graph) -> Dict[Tuple[str, int], torch.fx.Node]:
+    """(producer name, output index) -> the FX node holding that value."""
+    out: Dict[Tuple[str, int], torch.fx.Node] = {}
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is operator.getitem:
+            out[(node.args[0].name, node.args[1])] = node
+        elif node.op in ("placeholder", "call_function"):
+            out.setdefault((node.name, 0), node)
+    return out
+
+
+# ---- the parallel module ------------------------------------------------------
+
+class PipeshardModule:
+    """Mixin placed before the model's class by a pipeshard parallelize()."""
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(
+            "a pipeshard-parallelized model trains with pmodel.step(batch, target, loss_fn); "
+            "its forward alone is not available (each rank holds one stage)")
+
+    def step(self, batch: Any, target: Any, loss_fn: Callable[[Any, Any], torch.Tensor],
+             optimizer: Optional[torch.optim.Optimizer] = None) -> float:
+        """One training step over the global `batch` (its dim 0 is split
+        into the plan's microbatches): forward, loss_fn(output, target) per
+        microbatch, backward, gradients accumulated into ``.grad`` (as
+        ``loss.backward()`` would, averaged over microbatches). With an
+        `optimizer`, also ``optimizer.step()`` and ``optimizer.zero_grad()``.
+        Returns the step's loss (mean over microbatches) on every rank."""
+        return self._alpa_pipeline.step(batch, target, loss_fn, optimizer)
+
+    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+        """Plain tensors equal to the single-process model's state_dict(),
+        on every rank (each stage's tensors are gathered and broadcast)."""
+        return self._alpa_pipeline.full_state_dict()
+
+
+class _Pipeline:
+    def __init__(self, model, captured, the_plan: Plan, meshes: List[MeshGroups],
+                 timeout: datetime.timedelta):
+        from alpa_torch import _runtime
+        self.model = model
+        self.plan = the_plan
+        self.rank = dist.get_rank()
+        self.stage_index = next(s.index for s in the_plan.stages if self.rank in s.device_ids)
+        self.stage = the_plan.stages[self.stage_index]
+        self.mesh = meshes[self.stage_index]
+        self.meshes = meshes
+        self.is_last = self.stage_index == len(the_plan.stages) - 1
+        ep = captured.exported
+        self.program = _StageRewriter(ep, captured, self.stage, self.mesh).build()
+        sig = ep.graph_signature
+        self.kind_of = {s.arg.name: (s.kind.name, s.target) for s in sig.input_specs
+                        if hasattr(s.arg, "name")}
+        self.user_input_index = {}
+        for s in sig.input_specs:
+            if s.kind.name == "USER_INPUT" and hasattr(s.arg, "name"):
+                self.user_input_index[s.arg.name] = len(self.user_input_index)
+        self.constants = dict(getattr(ep, "constants", {}) or {})
+        self.in_spec = ep.call_spec.in_spec
+        self.out_spec = ep.call_spec.out_spec
+        out_specs = sig.output_specs
+        self.output_kinds = [(s.kind.name, s.target) for s in out_specs]
+        outputs_node = next(n for n in ep.graph.nodes if n.op == "output")
+        self.fx_outputs = list(outputs_node.args[0])
+        self.executor = _runtime.PipelineExecutor(
+            the_plan.to_json(), self.rank, dist.group.WORLD.group_name,
+            timeout_s=timeout.total_seconds(), loss_scale=1.0 / the_plan.num_micro_batches)
+        self.shared = _shared_parameters(the_plan)
+        self.shared_groups = {}
+        for fqn, stages in self.shared:  # collective: every rank, same order
+            ranks = sorted(d for s in stages for d in the_plan.stages[s].device_ids)
+            self.shared_groups[fqn] = dist.new_group(ranks, timeout=timeout)
+        self._micro = None
+
+    # -- one step --------------------------------------------------------------
+    def step(self, batch, target, loss_fn, optimizer) -> float:
+        B = self.plan.num_micro_batches
+        args = batch if isinstance(batch, tuple) else (batch,)
+        flat = [a for a in fx_pytree.tree_flatten_spec((args, {}), self.in_spec)
+                if isinstance(a, torch.Tensor)]
+        for x in flat:
+            if x.shape[0] % B:
+                raise ValueError(f"the batch's dim 0 ({x.shape[0]}) does not divide into "
+                                 f"{B} microbatches; pass a batch of a multiple of {B}")
+        self._micro = [list(x.chunk(B, 0)) for x in flat]
+        self._targets = _split_target(target, B)
+        self._loss_fn = loss_fn
+        losses = self.executor.run(self._forward)
+        self._micro = None
+        self._sync_shared_gradients()
+        loss = torch.tensor([sum(losses) / B if losses else 0.0], dtype=torch.float64)
+        last = self.plan.stages[-1].device_ids[0]
+        dist.broadcast(loss, src=last)
+        if optimizer is not None:
+            optimizer.step()
+            optimizer.zero_grad()
+        return float(loss.item())
+
+    def _forward(self, stage: int, mb: int, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        values = []
+        for kind, key in self.program.arg_plan:
+            if kind == "recv":
+                values.append(inputs[key])
+                continue
+            what, target = self.kind_of[key]
+            if what == "PARAMETER":
+                p = self.model.get_parameter(target)
+                values.append(p.to_local() if isinstance(p, DTensor) else p)
+            elif what == "BUFFER":
+                b = self.model.get_buffer(target)
+                values.append(b.to_local() if isinstance(b, DTensor) else b)
+            elif what in ("CONSTANT_TENSOR", "CUSTOM_OBJ"):
+                values.append(self.constants[target])
+            else:
+                x = self._micro[self.user_input_index[key]][mb]
+                spec = self.program.placeholder_specs.get(key)
+                if spec is not None:
+                    from alpa_torch.parallel import _slice_input
+                    x = _slice_input(x, Spec.parse(spec), self.mesh)
+                values.append(x)
+        outs = list(self.program.module(*values))
+        n = len(self.stage.outputs)
+        sent, produced = outs[:n], outs[n:]
+        results: Dict[int, torch.Tensor] = {}
+        for i, value, spec in zip(self.stage.graph_outputs, produced, self.program.output_specs):
+            results[i] = value
+            kind, target = self._graph_output_kind(i)
+            if kind == "BUFFER_MUTATION":
+                with torch.no_grad():
+                    b = self.model.get_buffer(target)
+                    (b.to_local() if isinstance(b, DTensor) else b).copy_(value)
+        if not self.is_last:
+            return sent
+        from alpa_torch.parallel import _gather_full
+        user = []
+        tensor_index = 0
+        specs = dict(zip(self.stage.graph_outputs, self.program.output_specs))
+        for value, (kind, _) in zip(self.fx_outputs, self.output_kinds):
+            if isinstance(value, torch.fx.Node):
+                if kind == "USER_OUTPUT":
+                    user.append(_gather_full(results[tensor_index], Spec.parse(specs[tensor_index]),
+                                             self.mesh))
+                tensor_index += 1
+            elif kind == "USER_OUTPUT":
+                user.append(value)
+        output = pytree.tree_unflatten(user, self.out_spec)
+        loss = self._loss_fn(output, self._targets[mb])
+        if not (isinstance(loss, torch.Tensor) and loss.numel() == 1):
+            raise ValueError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+        return [loss.reshape(())]
+
+    def _graph_output_kind(self, tensor_index: int) -> Tuple[str, Any]:
+        k = -1
+        for value, kind in zip(self.fx_outputs, self.output_kinds):
+            if isinstance(value, torch.fx.Node):
+                k += 1
+                if k == tensor_index:
+                    return kind
+        raise IndexError(tensor_index)
+
+    # -- tied parameters across stages ----------------------------------------
+    def _sync_shared_gradients(self) -> None:
+        """A parameter read by several stages (tied embeddings) has a copy on
+        each; their gradients are summed so the copies stay equal."""
+        for fqn, stages in self.shared:
+            group = self.shared_groups[fqn]
+            if self.stage_index not in stages:
+                continue
+            p = self.model.get_parameter(fqn)
+            spec = Spec.parse(self.stage.param_specs[fqn])
+            grad = p.grad
+            if grad is None:
+                full = torch.zeros(p.shape, dtype=p.dtype)
+            else:
+                from alpa_torch.parallel import _block_permute
+                full = _block_permute(grad.full_tensor(), spec, self.mesh, inverse=True)
+            first = self.rank == self.stage.device_ids[0]
+            contribution = full if first else torch.zeros_like(full)
+            dist.all_reduce(contribution, group=group)
+            from alpa_torch.parallel import _block_permute, _placements
+            local = local_ops.take_local(_block_permute(contribution, spec, self.mesh),
+                                         [(i, c, 1) for i, c, _ in spec.pieces(self.mesh)])
+            p.grad = DTensor.from_local(local.contiguous(), self.mesh.device_mesh,
+                                        _placements(spec), run_check=False)
+
+    # -- checkpoints -------------------------------------------------------------
+    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+        out: Dict[str, torch.Tensor] = {}
+        from alpa_torch.parallel import _block_permute
+        for name, meta in self.names:
+            owner = self.owner_of[name]
+            mine = self.stage_index == owner
+            if mine:
+                value = self.model.get_parameter(name) if meta == "param" else self.model.get_buffer(name)
+                full = value.full_tensor() if isinstance(value, DTensor) else value.detach()
+                spec_text = getattr(value, "_alpa_spec", None)
+                if spec_text is not None:
+                    full = _block_permute(full, Spec.parse(spec_text), self.mesh, inverse=True)
+                full = full.detach().clone()
+            else:
+                shape, dtype = self.shapes[name]
+                full = torch.empty(shape, dtype=dtype)
+            dist.broadcast(full, src=self.plan.stages[owner].device_ids[0])
+            out[name] = full
+        return out
+
+
+def _shared_parameters(the_plan: Plan) -> List[Tuple[str, List[int]]]:
+    holders: Dict[str, List[int]] = {}
+    for s in the_plan.stages:
+        for fqn in s.param_specs:
+            holders.setdefault(fqn, []).append(s.index)
+    return sorted((f, st) for f, st in holders.items() if len(st) > 1)
+
+
+def _split_target(target, B: int) -> List[Any]:
+    if isinstance(target, torch.Tensor):
+        if target.shape[0] % B:
+            raise ValueError(f"the target's dim 0 ({target.shape[0]}) does not divide into {B} "
+                             f"microbatches")
+        return list(target.chunk(B, 0))
+    if target is None:
+        return [None] * B
+    leaves, spec = pytree.tree_flatten(target)
+    parts = [t.chunk(B, 0) if isinstance(t, torch.Tensor) else [t] * B for t in leaves]
+    return [pytree.tree_unflatten([p[i] for p in parts], spec) for i in range(B)]
+
+
+def _microbatch_example(example_args, example_kwargs, B: int):
+    def first(x):
+        if isinstance(x, torch.Tensor) and x.dim() > 0:
+            if x.shape[0] % B:
+                raise ValueError(f"the example batch's dim 0 ({x.shape[0]}) does not divide into "
+                                 f"num_micro_batches={B}")
+            return x.chunk(B, 0)[0]
+        return x
+    args = example_args if isinstance(example_args, tuple) else (example_args,)
+    return pytree.tree_map(first, args), pytree.tree_map(first, dict(example_kwargs or {}))
+
+
+def parallelize_pipeshard(model: torch.nn.Module, example_args, example_kwargs, shape,
+                          timeout: datetime.timedelta, plan_options: Dict[str, Any]):
+    from alpa_torch.parallel import _check_same_graph_everywhere, _plan_on_rank0
+    B = int(plan_options.get("num_micro_batches", 1))
+    micro_args, micro_kwargs = _microbatch_example(example_args, example_kwargs, B)
+    captured = capture(model, micro_args, micro_kwargs)
+    _check_same_graph_everywhere(captured)
+    the_plan = _plan_on_rank0(captured, shape, dict(plan_options, method="pipeshard"))
+    meshes = [MeshGroups(s.mesh_shape, device_ids=s.device_ids, timeout=timeout)
+              for s in the_plan.stages]
+    pipeline = _Pipeline(model, captured, the_plan, meshes, timeout)
+    _record_state(pipeline, model, captured)
+    _keep_stage_state(model, captured, pipeline)
+    cls = model.__class__
+    if not issubclass(cls, PipeshardModule):
+        model.__class__ = type(f"AlpaPipeshard{cls.__name__}", (PipeshardModule, cls), {})
+    model._alpa_pipeline = pipeline
+    model.alpa_plan = the_plan
+    return model
+
+
+def _record_state(pipeline: _Pipeline, model, captured) -> None:
+    """Names, shapes and owning stage of every parameter and buffer, for
+    full_state_dict() after the other stages' tensors are dropped."""
+    owner: Dict[str, int] = {}
+    for s in pipeline.plan.stages:
+        for fqn in s.param_specs:
+            owner.setdefault(fqn, s.index)
+    buffer_nodes = {n.target: n.name for n in captured.graph.nodes if n.kind == "buffer"}
+    for s in pipeline.plan.stages:
+        members = set(s.node_specs)
+        for fqn, node in buffer_nodes.items():
+            if node in members:
+                owner.setdefault(fqn, s.index)
+    canonical: Dict[int, str] = {}
+    for name, p in model.named_parameters():
+        canonical[id(p)] = name
+    names, shapes = [], {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.append((name, "param"))
+        shapes[name] = (tuple(p.shape), p.dtype)
+        owner.setdefault(name, owner.get(canonical[id(p)], 0))
+    for name, b in model.named_buffers():
+        names.append((name, "buffer"))
+        shapes[name] = (tuple(b.shape), b.dtype)
+        owner.setdefault(name, 0)
+    pipeline.names, pipeline.shapes, pipeline.owner_of = names, shapes, owner
+
+
+def _keep_stage_state(model, captured, pipeline: _Pipeline) -> None:
+    """Broadcast rank 0's weights, keep this stage's parameters and buffers
+    as DTensors on the stage's mesh, and drop the rest from the module."""
+    from alpa_torch.parallel import _block_permute, _placements
+    for p in model.parameters():
+        dist.broadcast(p.data, src=0)
+    for b in model.buffers():
+        dist.broadcast(b.data, src=0)
+    stage, mesh = pipeline.stage, pipeline.mesh
+    specs = stage.param_specs
+    replaced: Dict[int, Any] = {}
+    for fqn, param in list(model.named_parameters(remove_duplicate=False)):
+        owner, _, leaf = fqn.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        if id(param) in replaced:
+            module._parameters[leaf] = replaced[id(param)]
+            continue
+        canonical = fqn if fqn in specs else next(
+            (a for a, p in model.named_parameters(remove_duplicate=False) if p is param and a in specs),
+            None)
+        if canonical is None:
+            replaced[id(param)] = None
+            module._parameters[leaf] = None
+            continue
+        spec = Spec.parse(specs[canonical])
+        full = _block_permute(param.detach(), spec, mesh)
+        local = local_ops.take_local(full, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
+        dtensor = DTensor.from_local(local.clone(), mesh.device_mesh, _placements(spec),
+                                     run_check=False)
+        new = torch.nn.Parameter(dtensor, requires_grad=param.requires_grad)
+        new._alpa_spec = specs[canonical]  # type: ignore[attr-defined]
+        replaced[id(param)] = new
+        module._parameters[leaf] = new
+    node_specs = stage.node_specs
+    buffer_nodes = {n.target: n.name for n in captured.graph.nodes if n.kind == "buffer"}
+    for fqn, buf in list(model.named_buffers()):
+        owner, _, leaf = fqn.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        node = buffer_nodes.get(fqn)
+        if node is None or node not in node_specs:
+            if node is not None:
+                module._buffers[leaf] = None
+            continue
+        spec = Spec.parse(node_specs[node]["outputs"][0])
+        local = local_ops.take_local(buf, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
+        module._buffers[leaf] = DTensor.from_local(local.clone(), mesh.device_mesh,
+                                                   _placements(spec), run_check=False)
