@@ -45,6 +45,13 @@ class CMakeBuild(build_ext):
         if built.resolve() != target:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(built, target)
+            # the executor's module and the LibTorch runtime it links
+            runtime = built.name.replace("_C", "_runtime", 1)
+            if (ROOT / "alpa_torch" / runtime).exists():
+                shutil.copyfile(ROOT / "alpa_torch" / runtime, target.parent / runtime)
+            lib = ROOT / "alpa_torch" / "lib"
+            if lib.exists():
+                shutil.copytree(lib, target.parent / "lib", dirs_exist_ok=True)
 
 
 def _has_ninja():
@@ -62,5 +69,10 @@ setup(
     python_requires=">=3.10",
     install_requires=["torch>=2.6,<2.16"],
     extras_require={"test": ["pytest", "transformers>=4.45"]},
+    entry_points={
+        "console_scripts": ["alpa-torch = alpa_torch.cli:main"],
+        # torch.compile(model, backend="alpa") without importing alpa_torch
+        "torch_dynamo_backends": ["alpa = alpa_torch.backend:alpa_backend"],
+    },
     zip_safe=False,
 )
