@@ -265,15 +265,7 @@ void CostGraph::merge_followers() {
   }
 }
 
-core::StatusOr<CostGraph> CostGraph::build(const ir::Graph& graph, const mesh::DeviceMesh& mesh,
-                                           const IntraOpOptions& options) {
-  CostGraph cg;
-  cg.graph_ = &graph;
-  cg.mesh_ = mesh;
-  cg.cost_options_ = options.cost;
-  cg.merge_ = options.merge_followers;
-  cg.needs_grad_ = compute_needs_grad(graph);
-  cg.block_hints_ = sharding::collect_block_hints(graph);
+core::Status check_pins(const ir::Graph& graph, const IntraOpOptions& options) {
   for (const auto& [name, spec] : options.pinned) {
     bool found = std::any_of(graph.nodes().begin(), graph.nodes().end(), [&](const ir::Node& n) {
       return n.name == name || (n.kind == ir::NodeKind::kParameter && n.target == name);
@@ -284,6 +276,19 @@ core::StatusOr<CostGraph> CostGraph::build(const ir::Graph& graph, const mesh::D
           "model.named_parameters())", name));
     }
   }
+  return core::ok_status();
+}
+
+core::StatusOr<CostGraph> CostGraph::build(const ir::Graph& graph, const mesh::DeviceMesh& mesh,
+                                           const IntraOpOptions& options) {
+  CostGraph cg;
+  cg.graph_ = &graph;
+  cg.mesh_ = mesh;
+  cg.cost_options_ = options.cost;
+  cg.merge_ = options.merge_followers;
+  cg.needs_grad_ = compute_needs_grad(graph);
+  cg.block_hints_ = sharding::collect_block_hints(graph);
+  if (!options.pins_may_name_other_stages) ALPA_RETURN_IF_ERROR(check_pins(graph, options));
   for (const ir::Node& n : graph.nodes()) ALPA_RETURN_IF_ERROR(cg.add_node(n, options));
   cg.add_edges();
   cg.merge_followers();

@@ -31,6 +31,9 @@ struct IntraOpOptions {
   /// Pinned strategies of op nodes, by node name ("linear" -> "RS0 = RR x S0R x S0").
   std::map<std::string, std::string> pinned_strategies;
   bool merge_followers = true;
+  /// Pinned names absent from the graph are not an error (a pipeline
+  /// stage's graph holds only some of the model's parameters).
+  bool pins_may_name_other_stages = false;
   double time_limit_s = 60;
   int num_threads = 1;
 };
@@ -93,6 +96,9 @@ class CostGraph {
   int64_t num_ilp_nodes_ = 0;
   bool merge_ = true;
 };
+
+/// OK when every pinned spec names a node or parameter FQN of `graph`.
+core::Status check_pins(const ir::Graph& graph, const IntraOpOptions& options);
 
 /// Per value: whether a gradient flows into it (forward propagation from
 /// parameters and inputs with requires_grad, through floating outputs).

@@ -352,10 +352,15 @@ core::StatusOr<std::vector<int64_t>> layers_from_boundaries(
   return layer;
 }
 
+namespace {
+core::StatusOr<Plan> plan_stages(const ir::Graph& graph, const mesh::Cluster& cluster,
+                                 const PipeshardRequest& request, PipeshardStats* stats,
+                                 Clock::time_point t0);
+}  // namespace
+
 core::StatusOr<Plan> make_pipeshard_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
                                          const PipeshardRequest& request, PipeshardStats* stats) {
   const auto t0 = Clock::now();
-  PipeshardStats local;
   ALPA_RETURN_IF_ERROR(ir::verify_graph(graph));
   ALPA_RETURN_IF_ERROR(cluster.validate());
   if (request.num_micro_batches < 1) {
@@ -366,6 +371,18 @@ core::StatusOr<Plan> make_pipeshard_plan(const ir::Graph& graph, const mesh::Clu
     return core::invalid_argument(fmt::format(
         "unknown pipeline schedule '{}'; use 'gpipe' or '1f1b'", request.schedule));
   }
+  ALPA_RETURN_IF_ERROR(intra_op::check_pins(graph, request.options));  // against the whole model
+  PipeshardRequest staged = request;
+  staged.options.pins_may_name_other_stages = true;
+  return plan_stages(graph, cluster, staged, stats, t0);
+}
+
+namespace {
+
+core::StatusOr<Plan> plan_stages(const ir::Graph& graph, const mesh::Cluster& cluster,
+                                 const PipeshardRequest& request, PipeshardStats* stats,
+                                 Clock::time_point t0) {
+  PipeshardStats local;
   ALPA_ASSIGN_OR_RETURN(Layering layering, make_layering(graph, request));
   local.num_layers = layering.num_layers;
   local.clustering_seconds = seconds_since(t0);
@@ -389,5 +406,7 @@ core::StatusOr<Plan> make_pipeshard_plan(const ir::Graph& graph, const mesh::Clu
   if (stats) *stats = local;
   return plan;
 }
+
+}  // namespace
 
 }  // namespace alpa::plan
