@@ -23,6 +23,7 @@ from alpa_torch import local_ops
 from alpa_torch.api import plan as make_plan
 from alpa_torch.capture import capture
 from alpa_torch.distributed import DEFAULT_TIMEOUT, MeshGroups
+from alpa_torch.local_params import LocalParameters
 from alpa_torch.plan import Plan
 from alpa_torch.rewrite import Spec, build_local_program
 
@@ -228,6 +229,7 @@ class _Runner:
         self.plan = the_plan
         self.grad_inputs = {n.name for n in captured.graph.nodes
                             if n.kind == "input" and n.requires_grad}
+        self.local_params = LocalParameters()
 
     def __call__(self, args, kwargs):
         flat = fx_pytree.tree_flatten_spec((args, kwargs), self.in_spec)
@@ -235,8 +237,7 @@ class _Runner:
         values, user = [], iter(flat)
         for kind, target, arg_name in self.kinds:
             if kind == "PARAMETER":
-                p = self.model.get_parameter(target)
-                values.append(p.to_local() if isinstance(p, DTensor) else p)
+                values.append(self.local_params.local(self.model.get_parameter(target)))
             elif kind == "BUFFER":
                 b = self.model.get_buffer(target)
                 values.append(b.to_local() if isinstance(b, DTensor) else b)

@@ -31,8 +31,12 @@ from torch.distributed.tensor import DTensor
 from alpa_torch import local_ops
 from alpa_torch.capture import capture
 from alpa_torch.distributed import MeshGroups
+from alpa_torch.local_params import LocalParameters
+from alpa_torch.parallel import (_block_permute, _check_same_graph_everywhere, _gather_full,
+                                 _placements, _plan_on_rank0, _slice_input)
 from alpa_torch.plan import Plan, Stage
-from alpa_torch.rewrite import LocalProgram, Spec, _Rewriter, _spec_text
+from alpa_torch.rewrite import (LocalProgram, Spec, _Rewriter, _spec_text,
+                                bucket_parameter_gradients)
 
 
 # ---- rewrite of one stage ---------------------------------------------------
@@ -82,6 +86,7 @@ class _StageRewriter(_Rewriter):
             outputs.append(self.env[value])
             out_specs.append(_spec_text(self.spec_of[value]))
         self.graph.output(tuple(outputs))
+        bucket_parameter_gradients(self.graph, set(self.alias_of))
         self.graph.lint()
         module = torch.fx.GraphModule(torch.nn.Module(), self.graph)
         placeholder_specs = {n.name: _spec_text(s) for n, s in self.spec_of.items()
@@ -166,6 +171,7 @@ class _Pipeline:
             ranks = sorted(d for s in stages for d in the_plan.stages[s].device_ids)
             self.shared_groups[fqn] = dist.new_group(ranks, timeout=timeout)
         self._micro = None
+        self.local_params = LocalParameters()
 
     # -- one step --------------------------------------------------------------
     def step(self, batch, target, loss_fn, optimizer) -> float:
@@ -199,8 +205,7 @@ class _Pipeline:
                 continue
             what, target = self.kind_of[key]
             if what == "PARAMETER":
-                p = self.model.get_parameter(target)
-                values.append(p.to_local() if isinstance(p, DTensor) else p)
+                values.append(self.local_params.local(self.model.get_parameter(target)))
             elif what == "BUFFER":
                 b = self.model.get_buffer(target)
                 values.append(b.to_local() if isinstance(b, DTensor) else b)
@@ -210,7 +215,6 @@ class _Pipeline:
                 x = self._micro[self.user_input_index[key]][mb]
                 spec = self.program.placeholder_specs.get(key)
                 if spec is not None:
-                    from alpa_torch.parallel import _slice_input
                     x = _slice_input(x, Spec.parse(spec), self.mesh)
                 values.append(x)
         outs = list(self.program.module(*values))
@@ -226,7 +230,6 @@ class _Pipeline:
                     (b.to_local() if isinstance(b, DTensor) else b).copy_(value)
         if not self.is_last:
             return sent
-        from alpa_torch.parallel import _gather_full
         user = []
         tensor_index = 0
         specs = dict(zip(self.stage.graph_outputs, self.program.output_specs))
@@ -267,21 +270,21 @@ class _Pipeline:
             if grad is None:
                 full = torch.zeros(p.shape, dtype=p.dtype)
             else:
-                from alpa_torch.parallel import _block_permute
                 full = _block_permute(grad.full_tensor(), spec, self.mesh, inverse=True)
             first = self.rank == self.stage.device_ids[0]
             contribution = full if first else torch.zeros_like(full)
             dist.all_reduce(contribution, group=group)
-            from alpa_torch.parallel import _block_permute, _placements
             local = local_ops.take_local(_block_permute(contribution, spec, self.mesh),
                                          [(i, c, 1) for i, c, _ in spec.pieces(self.mesh)])
-            p.grad = DTensor.from_local(local.contiguous(), self.mesh.device_mesh,
-                                        _placements(spec), run_check=False)
+            if p.grad is None:
+                p.grad = DTensor.from_local(local.contiguous(), self.mesh.device_mesh,
+                                            _placements(spec), run_check=False)
+            else:  # in place: the local leaf accumulates into the same storage
+                p.grad.to_local().copy_(local)
 
     # -- checkpoints -------------------------------------------------------------
     def full_state_dict(self) -> Dict[str, torch.Tensor]:
         out: Dict[str, torch.Tensor] = {}
-        from alpa_torch.parallel import _block_permute
         for name, meta in self.names:
             owner = self.owner_of[name]
             mine = self.stage_index == owner
@@ -335,7 +338,6 @@ def _microbatch_example(example_args, example_kwargs, B: int):
 
 def parallelize_pipeshard(model: torch.nn.Module, example_args, example_kwargs, shape,
                           timeout: datetime.timedelta, plan_options: Dict[str, Any]):
-    from alpa_torch.parallel import _check_same_graph_everywhere, _plan_on_rank0
     B = int(plan_options.get("num_micro_batches", 1))
     micro_args, micro_kwargs = _microbatch_example(example_args, example_kwargs, B)
     captured = capture(model, micro_args, micro_kwargs)
@@ -385,7 +387,6 @@ def _record_state(pipeline: _Pipeline, model, captured) -> None:
 def _keep_stage_state(model, captured, pipeline: _Pipeline) -> None:
     """Broadcast rank 0's weights, keep this stage's parameters and buffers
     as DTensors on the stage's mesh, and drop the rest from the module."""
-    from alpa_torch.parallel import _block_permute, _placements
     for p in model.parameters():
         dist.broadcast(p.data, src=0)
     for b in model.buffers():

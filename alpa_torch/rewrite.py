@@ -82,7 +82,10 @@ class Spec:
 
 
 def local_shape(shape: Sequence[int], spec: Spec, mesh: MeshGroups) -> List[int]:
-    return [s // count for s, (_, count, _) in zip(shape, spec.pieces(mesh))]
+    """This rank's piece of a `shape` tensor laid out as `spec`: decided by
+    the C++ planner (ShardingSpec::local_shape), which also rejects a dim
+    that does not divide."""
+    return list(_C.local_shape(_spec_text(spec), [int(s) for s in shape], list(mesh.shape)))
 
 
 _SIZE_ARGS = {"view": "size", "reshape": "shape", "_unsafe_view": "size", "expand": "size",
@@ -367,6 +370,7 @@ class _Rewriter:
                         out_specs.append(None)
                         out_shapes.append(None)
                 self.graph.output(tuple(outputs))
+        bucket_parameter_gradients(self.graph, set(self.alias_of))
         self.graph.lint()
         module = torch.fx.GraphModule(torch.nn.Module(), self.graph)
         placeholder_specs = {n.name: _spec_text(s) for n, s in self.spec_of.items()
@@ -378,6 +382,58 @@ class _Rewriter:
         # replicated buffers that ops update in pieces: re-gathered after each run
         program.buffer_views = self.buffer_views
         return program
+
+
+BUCKET_BYTES = 25 * 2**20  # as DDP's default bucket
+
+
+def bucket_parameter_gradients(graph: torch.fx.Graph, parameters: set) -> None:
+    """Fuse the gradient all-reduces of parameters read directly (data
+    parallelism: one grad_all_reduce per parameter use) into one
+    grad_all_reduce_bucket per group and dtype, at most BUCKET_BYTES each,
+    so backward synchronises the group once instead of once per parameter.
+
+        before                              after
+        %a = grad_all_reduce(%w1, g)        %b = grad_all_reduce_bucket([%w1, %w2], g)
+        %c = grad_all_reduce(%w2, g)        %a = %b[0]; %c = %b[1]
+    """
+    uses: Dict[Tuple[str, Any], Dict[torch.fx.Node, List[torch.fx.Node]]] = {}
+    last_placeholder = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            last_placeholder = node
+        elif (node.op == "call_function" and node.target is torch.ops.alpa.grad_all_reduce
+              and isinstance(node.args[0], torch.fx.Node) and node.args[0].op == "placeholder"
+              and node.args[0].name in parameters):
+            param, group = node.args
+            val = param.meta.get("val")
+            key = (group, getattr(val, "dtype", None))
+            uses.setdefault(key, {}).setdefault(param, []).append(node)
+    if last_placeholder is None:
+        return
+    anchor = last_placeholder
+    for (group, _), by_param in uses.items():
+        buckets: List[List[torch.fx.Node]] = [[]]
+        size = 0
+        for param in by_param:
+            val = param.meta.get("val")
+            nbytes = val.numel() * val.element_size() if val is not None else 0
+            if buckets[-1] and size + nbytes > BUCKET_BYTES:
+                buckets.append([])
+                size = 0
+            buckets[-1].append(param)
+            size += nbytes
+        for params in buckets:
+            with graph.inserting_after(anchor):
+                fused = graph.call_function(torch.ops.alpa.grad_all_reduce_bucket, (params, group))
+            anchor = fused
+            for i, param in enumerate(params):
+                with graph.inserting_after(anchor):
+                    item = graph.call_function(operator.getitem, (fused, i))
+                anchor = item
+                for node in by_param[param]:
+                    node.replace_all_uses_with(item)
+                    graph.erase_node(node)
 
 
 def _is_mean(base: str, node) -> bool:

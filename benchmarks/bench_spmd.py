@@ -47,20 +47,26 @@ class MegatronMLP(torch.nn.Module):
         return y + self.b2
 
 
-def time_steps(model, x, steps):
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    times = []
+def time_side_by_side(a, xa, b, xb, steps):
+    """Median step time of two models, their steps interleaved (a b, b a,
+    a b, ...) so that both see the same machine load — on a shared 2-core
+    machine load drifts over a run, and timing one model after the other
+    would charge the drift to whichever ran second."""
+    opts = [torch.optim.SGD(m.parameters(), lr=1e-3) for m in (a, b)]
+    times = ([], [])
     for i in range(steps + 3):
-        dist.barrier()
-        t0 = time.perf_counter()
-        loss = model(x).float().pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        dist.barrier()
-        if i >= 3:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        order = ((0, a, xa), (1, b, xb)) if i % 2 == 0 else ((1, b, xb), (0, a, xa))
+        for k, model, x in order:  # a b, b a, a b, ...: neither always goes first
+            dist.barrier()
+            t0 = time.perf_counter()
+            loss = model(x).float().pow(2).mean()
+            opts[k].zero_grad()
+            loss.backward()
+            opts[k].step()
+            dist.barrier()
+            if i >= 3:
+                times[k].append(time.perf_counter() - t0)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def worker(rank, world, port, steps, out):
@@ -79,10 +85,9 @@ def worker(rank, world, port, steps, out):
     # as DDP: each rank feeds its slice of the batch and keeps its outputs
     pmodel = alpa_torch.parallelize(MLP(h), (x,), mesh_shape=(1, world),
                                     data_parallel_inputs=True, local_outputs=True)
-    alpa_t = time_steps(pmodel, x.chunk(world)[rank], steps)
     torch.manual_seed(0)
     ddp = torch.nn.parallel.DistributedDataParallel(MLP(h))
-    ddp_t = time_steps(ddp, x.chunk(world)[rank], steps)
+    alpa_t, ddp_t = time_side_by_side(pmodel, x.chunk(world)[rank], ddp, x.chunk(world)[rank], steps)
     rows.append(("A  MLP h=64 batch 8192", pmodel.alpa_plan.param_specs["fc1.weight"],
                  "DDP", alpa_t, ddp_t))
     # B: tensor parallel is optimal (small batch, large weights)
@@ -91,10 +96,9 @@ def worker(rank, world, port, steps, out):
     x = torch.randn(batch, h)
     full = MLP(h)
     pmodel = alpa_torch.parallelize(MLP(h), (x,), mesh_shape=(1, world))
-    alpa_t = time_steps(pmodel, x, steps)
     group = dist.new_group(list(range(world))).group_name
     mega = MegatronMLP(full, rank, world, group)
-    mega_t = time_steps(mega, x, steps)
+    alpa_t, mega_t = time_side_by_side(pmodel, x, mega, x, steps)
     rows.append(("B  MLP h=1024 batch 16", pmodel.alpa_plan.param_specs["fc1.weight"],
                  "Megatron TP", alpa_t, mega_t))
     if rank == 0:

@@ -20,7 +20,7 @@ log() { printf '[alpa setup] %s\n' "$*" >&2; }
 install_debian_packages() {
   [ "${ALPA_SKIP_APT:-0}" = 1 ] && return 0
   command -v dpkg >/dev/null 2>&1 || { log "not a Debian system: install CBC, fmt, GoogleTest, cmake, ninja yourself"; return 0; }
-  local wanted=(g++ cmake ninja-build pkg-config coinor-libcbc-dev libfmt-dev libgtest-dev)
+  local wanted=(g++ cmake ninja-build pkg-config coinor-libcbc-dev libfmt-dev libgtest-dev librsvg2-bin)
   local missing=()
   for pkg in "${wanted[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -7,6 +7,9 @@
 //   op                      forward                     backward
 //   all_reduce              sum over the group          identity      (Megatron g)
 //   grad_all_reduce         identity                    all-reduce    (Megatron f)
+//   grad_all_reduce_bucket  identity on a list          one all-reduce of the
+//                                                       flattened gradients
+//                                                       (DDP's bucket)
 //   all_gather(dim)         concat along dim            local slice
 //   shard(dim)              local slice                 all-gather
 //   reduce_scatter(dim)     sum, keep own slice         all-gather
@@ -16,6 +19,7 @@
 #include <torch/torch.h>
 #include <torch/library.h>
 
+#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 
@@ -71,12 +75,65 @@ struct AllReduce : torch::autograd::Function<AllReduce> {
 struct GradAllReduce : torch::autograd::Function<GradAllReduce> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const std::string& group) {
     ctx->saved_data["group"] = group;
-    return x.clone();
+    return x;  // autograd records an alias (view_as), no copy
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     return {all_reduce_sum(grads[0], ctx->saved_data["group"].toStringRef()), at::Tensor()};
   }
 };
+
+// Data-parallel parameter gradients, fused: the backward node runs once
+// every output's gradient is known (at the end of backward, as the
+// parameters are read first) and sums them all with ONE all-reduce of their
+// concatenation instead of one per parameter (DDP's bucket). A hand-made
+// autograd Node, because Function<> cannot take a list of inputs.
+struct GradAllReduceBucketBackward : torch::autograd::Node {
+  std::string group;
+  std::vector<int64_t> numels;
+  std::vector<at::TensorOptions> options;
+
+  std::string name() const override { return "GradAllReduceBucketBackward"; }
+
+  variable_list apply(variable_list&& grads) override {
+    std::vector<at::Tensor> flat;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      // every rank runs the same program, so the same outputs are unused
+      flat.push_back(grads[i].defined() ? grads[i].reshape({-1})
+                                        : at::zeros({numels[i]}, options[i]));
+    }
+    at::Tensor summed = all_reduce_sum(at::cat(flat), group);
+    variable_list out;
+    int64_t offset = 0;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      out.push_back(grads[i].defined()
+                        ? summed.narrow(0, offset, numels[i]).view(grads[i].sizes())
+                        : at::Tensor());
+      offset += numels[i];
+    }
+    return out;
+  }
+};
+
+std::vector<at::Tensor> grad_all_reduce_bucket(at::TensorList xs, const std::string& group) {
+  std::vector<at::Tensor> outs;
+  bool requires_grad = false;
+  for (const at::Tensor& x : xs) {
+    outs.push_back(x.detach());
+    requires_grad = requires_grad || (x.requires_grad() && at::GradMode::is_enabled());
+  }
+  if (!requires_grad) return outs;
+  auto node = c10::make_intrusive<GradAllReduceBucketBackward>();
+  node->group = group;
+  torch::autograd::edge_list edges;
+  for (const at::Tensor& x : xs) {
+    node->numels.push_back(x.numel());
+    node->options.push_back(x.options());
+    edges.push_back(torch::autograd::impl::gradient_edge(x));
+  }
+  node->set_next_edges(std::move(edges));
+  for (at::Tensor& o : outs) torch::autograd::set_history(o, node);
+  return outs;
+}
 
 struct AllGather : torch::autograd::Function<AllGather> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t dim,
@@ -149,6 +206,7 @@ struct AllToAll : torch::autograd::Function<AllToAll> {
 TORCH_LIBRARY(alpa, m) {
   m.def("all_reduce(Tensor x, str group) -> Tensor");
   m.def("grad_all_reduce(Tensor x, str group) -> Tensor");
+  m.def("grad_all_reduce_bucket(Tensor[] xs, str group) -> Tensor[]");
   m.def("all_gather(Tensor x, int dim, str group) -> Tensor");
   m.def("shard(Tensor x, int dim, str group) -> Tensor");
   m.def("reduce_scatter(Tensor x, int dim, str group) -> Tensor");
@@ -161,6 +219,9 @@ TORCH_LIBRARY_IMPL(alpa, CompositeImplicitAutograd, m) {
   });
   m.impl("grad_all_reduce", [](const at::Tensor& x, c10::string_view g) {
     return GradAllReduce::apply(x, std::string(g));
+  });
+  m.impl("grad_all_reduce_bucket", [](at::TensorList xs, c10::string_view g) {
+    return grad_all_reduce_bucket(xs, std::string(g));
   });
   m.impl("all_gather", [](const at::Tensor& x, int64_t dim, c10::string_view g) {
     return AllGather::apply(x, dim, std::string(g));

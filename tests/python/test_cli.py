@@ -1,0 +1,391 @@
+"""The ``alpa-torch`` command line (alpa_torch/cli.py) and plan pictures
+(alpa_torch/viz.py): plan from a factory and from a saved graph, explain,
+draw rendered headless by rsvg-convert and checked in its pixels, progress
+on stderr, and user errors (exit status 2, no traceback)."""
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+import alpa_torch
+from alpa_torch import cli, viz
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+MLP_PARAMS = [f"blocks.{b}.{i}.{w}" for b in range(4) for i in (0, 2) for w in ("weight", "bias")]
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def run_cli(capsys, *argv):
+    """(exit status, stdout, stderr) of ``alpa-torch ARGV`` run in-process."""
+    status = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def intra_plan_file(workdir):
+    """A 1-stage plan of cli_models:mlp_factory on a 1x4 mesh, made by the CLI."""
+    path = workdir / "intra.json"
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["plan", "cli_models:mlp_factory", "--mesh", "1x4", "-o", str(path)],
+                    out, err) == 0, err.getvalue()
+    assert "stage 0: logical mesh" in out.getvalue()
+    assert f"wrote {path}" in err.getvalue()
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipe_plan_file(workdir):
+    """A 2-stage pipeshard plan: blocks.0-1 on devices 0-1, blocks.2-3 on 2-3."""
+    path = workdir / "pipe.json"
+    out, err = io.StringIO(), io.StringIO()
+    status = cli.main(["plan", "cli_models:mlp_factory", "--method", "pipeshard", "--mesh", "1x4",
+                       "--stage-meshes", "1x2,1x2", "--layer-boundaries", "blocks.2",
+                       "--micro-batches", "2", "-q", "-o", str(path)], out, err)
+    assert status == 0, err.getvalue()
+    return path
+
+
+# ---- plan ------------------------------------------------------------------------
+
+def test_plan_from_factory(intra_plan_file):
+    plan = alpa_torch.Plan.load(intra_plan_file)
+    assert len(plan.stages) == 1
+    assert plan.stages[0].device_ids == [0, 1, 2, 3]
+    assert sorted(plan.param_specs) == sorted(MLP_PARAMS)
+
+
+def test_plan_from_saved_graph_equals_plan_from_factory(capsys, workdir, intra_plan_file):
+    import cli_models
+    model, args = cli_models.mlp_factory()
+    graph_file = workdir / "mlp_graph.json"
+    alpa_torch.capture(model, args).save(graph_file)
+    status, out, err = run_cli(capsys, "plan", graph_file, "--mesh", "1x4", "-q",
+                               "-o", workdir / "from_graph.json")
+    assert status == 0, err
+    assert alpa_torch.Plan.load(workdir / "from_graph.json") == alpa_torch.Plan.load(intra_plan_file)
+    assert "stages at a glance" in out
+
+
+def test_plan_from_factory_with_kwargs_json_to_stdout(capsys):
+    status, out, err = run_cli(capsys, "plan", "cli_models:kwargs_factory", "--mesh", "2",
+                               "--cluster", "a100-40gb", "-q", "-o", "-")
+    assert status == 0, err
+    plan = alpa_torch.Plan.from_json(out)
+    assert sorted(plan.param_specs) == ["fc.bias", "fc.weight"]
+    assert plan._doc["cluster"]["name"] == "a100-40gb" and plan.stages[0].device_ids == [0, 1]
+
+
+def test_plan_pipeshard_stages(pipe_plan_file):
+    plan = alpa_torch.Plan.load(pipe_plan_file)
+    assert [s.device_ids for s in plan.stages] == [[0, 1], [2, 3]]
+    assert sorted(plan.stages[0].param_specs) == sorted(MLP_PARAMS[:8])
+    assert sorted(plan.stages[1].param_specs) == sorted(MLP_PARAMS[8:])
+    assert plan.num_micro_batches == 2
+
+
+# ---- explain -----------------------------------------------------------------------
+
+def test_explain_names_every_stage_and_spec(capsys, pipe_plan_file):
+    status, out, err = run_cli(capsys, "explain", pipe_plan_file)
+    assert status == 0, err
+    plan = alpa_torch.Plan.load(pipe_plan_file)
+    for s in plan.stages:
+        assert f"stage {s.index}: logical mesh {s.mesh_shape} over devices {s.device_ids}" in out
+        assert f"layers {s.layers[0]}..{s.layers[1]} on sub-mesh {s.submesh}" in out
+        for name, spec in s.param_specs.items():
+            assert re.search(rf"^\s+{re.escape(name)}\s+{spec}$", out, re.M), (name, out)
+    assert re.search(r"^\s+0\s+0\.\.0\s+blocks\.0-1\s+1x2\s+\[0, 1\]\s+\(2, 1\)", out, re.M), out
+    assert "stage 0 -> stage 1: linear_3 f32[8,32], spec RR -> RR, 1 KiB per microbatch" in out
+
+
+def test_explain_single_stage_lists_collectives(capsys, intra_plan_file):
+    status, out, _ = run_cli(capsys, "explain", intra_plan_file)
+    plan = alpa_torch.Plan.load(intra_plan_file)
+    assert status == 0
+    assert f"collectives ({len(plan.collectives())}):" in out
+    assert "values between stages" not in out   # one stage: nothing flows between stages
+
+
+# ---- draw ---------------------------------------------------------------------------
+
+def read_png(path):
+    """RGB(A) pixels of an 8-bit non-interlaced PNG, as a uint8 [H, W, C] array."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and color in (2, 6) and interlace == 0, header
+    channels = 4 if color == 6 else 3
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows = np.zeros((height, stride), dtype=np.int32)
+    prev = np.zeros(stride, dtype=np.int32)
+    for y in range(height):
+        kind = raw[y * (stride + 1)]
+        line = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
+        rows[y] = prev = _unfilter(kind, line, prev, channels)
+    return rows.reshape(height, width, channels).astype(np.uint8)
+
+
+def _unfilter(kind, line, prev, bpp):
+    if kind == 0:
+        return line
+    if kind == 2:
+        return (line + prev) & 0xFF
+    if kind == 1:   # Sub: a running sum per channel
+        return (np.cumsum(line.reshape(-1, bpp), axis=0) & 0xFF).reshape(-1)
+    out = line.tolist()
+    up = prev.tolist()
+    for i in range(len(out)):
+        left = out[i - bpp] if i >= bpp else 0
+        if kind == 3:
+            out[i] = (out[i] + (left + up[i]) // 2) & 0xFF
+        else:       # Paeth
+            ul = up[i - bpp] if i >= bpp else 0
+            p = left + up[i] - ul
+            pa, pb, pc = abs(p - left), abs(p - up[i]), abs(p - ul)
+            pred = left if pa <= pb and pa <= pc else (up[i] if pb <= pc else ul)
+            out[i] = (out[i] + pred) & 0xFF
+    return np.array(out, dtype=np.int32)
+
+
+def render(svg_path):
+    exe = shutil.which("rsvg-convert")
+    if exe is None:
+        pytest.skip("rsvg-convert not found: install the Debian package librsvg2-bin "
+                    "(scripts/setup.sh does) to render plan pictures headless")
+    png = str(svg_path) + ".png"
+    subprocess.run([exe, "-o", png, str(svg_path)], check=True, timeout=60)
+    return read_png(png)
+
+
+def color_pixels(pixels, color):
+    """Mask of the pixels of exactly ``color`` (#rrggbb)."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return np.all(pixels[:, :, :3] == rgb, axis=2)
+
+
+def stage_boxes(pixels, max_stages=10):
+    """{stage: (pixel count, mean x)} of every stage color in the picture."""
+    found = {}
+    for i in range(max_stages):
+        mask = color_pixels(pixels, viz.stage_color(i))
+        if mask.sum() > 100:
+            found[i] = (int(mask.sum()), float(np.nonzero(mask)[1].mean()))
+    return found
+
+
+def draw(capsys, plan_file, out_file):
+    status, _, err = run_cli(capsys, "draw", plan_file, "-o", out_file)
+    assert status == 0, err
+    ET.parse(out_file)   # well-formed XML
+    return open(out_file, encoding="utf-8").read()
+
+
+def test_draw_two_stage_plan_one_box_per_stage(capsys, workdir, pipe_plan_file):
+    svg = draw(capsys, pipe_plan_file, workdir / "pipe.svg")
+    assert svg.count("data-stage=") == 2
+    boxes = stage_boxes(render(workdir / "pipe.svg"))
+    assert sorted(boxes) == [0, 1], boxes
+    (n0, x0), (n1, x1) = boxes[0], boxes[1]
+    assert x0 < x1, "stage 0 (devices 0-1) must be left of stage 1 (devices 2-3)"
+    assert 0.8 < n0 / n1 < 1.25, boxes   # both cover two devices
+    for name in ("blocks.0.0.weight", "blocks.3.2.bias", "layers 0..0", "blocks.2-3"):
+        assert name in svg
+
+
+def test_draw_one_stage_plan_shows_split_dims(capsys, workdir, pipe_plan_file):
+    graph = workdir / "mlp_graph.json"
+    if not graph.exists():
+        alpa_torch.capture(*__import__("cli_models").mlp_factory()).save(graph)
+    # pin one split so the picture must show a dim split on mesh axis 0
+    plan = alpa_torch.plan(alpa_torch.load(graph), mesh_shape=(1, 4),
+                           plan_overrides={"blocks.0.0.weight": "S0R"})
+    plan.save(workdir / "split.json")
+    draw(capsys, workdir / "split.json", workdir / "split.svg")
+    pixels = render(workdir / "split.svg")
+    boxes = stage_boxes(pixels)
+    assert list(boxes) == [0], boxes
+    draw(capsys, pipe_plan_file, workdir / "pipe_again.svg")
+    two_device_box = stage_boxes(render(workdir / "pipe_again.svg"))[0][0]
+    # four devices: about twice the area of a two-device box
+    assert 1.7 < boxes[0][0] / two_device_box < 2.5, (boxes, two_device_box)
+    segment = (viz._SEG_W - 4) * (viz._ROW_H - 4)   # one dim's bar, in px
+    split = [s for s in plan.param_specs.values() if "S0" in s]
+    axis0 = color_pixels(pixels, viz.AXIS_COLORS["0"]).sum()
+    assert len(split) * segment * 0.6 < axis0 < (len(split) * segment + 200) * 1.1, (split, axis0)
+
+
+def test_draw_html_embeds_svg_and_text(capsys, workdir, pipe_plan_file):
+    html_text = draw(capsys, pipe_plan_file, workdir / "pipe.html")
+    assert html_text.startswith("<!DOCTYPE html>") and html_text.count("<svg") == 1
+    assert "values between stages:" in html_text
+    status, _, err = run_cli(capsys, "draw", pipe_plan_file)   # default: next to the plan
+    assert status == 0 and os.path.exists(workdir / "pipe.html"), err
+
+
+def test_viz_helpers():
+    assert viz.stage_modules(["transformer.wte.weight", "transformer.h.0.attn.w",
+                              "transformer.h.1.mlp.b", "transformer.h.3.x", "lm_head.weight"]) \
+        == ["transformer.wte", "transformer.h.0-1", "transformer.h.3", "lm_head"]
+    assert viz.spec_dims("S01RP1") == (["S01", "R"], "1")
+    with pytest.raises(ValueError, match="cannot read sharding spec"):
+        viz.spec_dims("SXR")
+    assert len({viz.stage_color(i) for i in range(16)}) == 16
+    assert viz.format_seconds(3.2e-5) == "32 µs" and viz.format_bytes(1536) == "1.5 KiB"
+    assert cli.parse_mesh("2x4") == (2, 4) and cli.parse_mesh("4") == (1, 4)
+
+
+# ---- progress ------------------------------------------------------------------------
+
+def test_progress_bar_and_spinner_on_a_terminal():
+    buf = io.StringIO()
+    progress = cli.Progress(buf, tty=True).phase("planning")
+    progress(3, 10)
+    assert "[#########.....................] 3/10 candidate stages" in buf.getvalue()
+    progress.finish()
+    assert re.search(r"alpa-torch: planning \d+\.\d s \(3/10 candidate stages\)\n$",
+                     buf.getvalue())
+    buf = io.StringIO()
+    spinner = cli.Progress(buf, tty=True).phase("capturing")
+    time.sleep(0.35)
+    spinner.finish(quiet=True)
+    assert re.search(r"capturing [|/\\-] 0\.\d s", buf.getvalue()), buf.getvalue()
+
+
+def test_plan_passes_progress_when_the_planner_takes_it(capsys, monkeypatch, workdir,
+                                                        intra_plan_file):
+    calls = []
+
+    def fake_plan(module, *, progress, **options):
+        progress(1, 2)
+        progress(2, 2)
+        calls.append(options)
+        return alpa_torch.Plan.load(intra_plan_file)
+
+    graph = workdir / "mlp_graph.json"
+    if not graph.exists():
+        alpa_torch.capture(*__import__("cli_models").mlp_factory()).save(graph)
+    monkeypatch.setattr(alpa_torch, "plan", fake_plan)
+    status, out, err = run_cli(capsys, "plan", graph, "--method", "pipeshard", "--mesh", "1x4",
+                               "--micro-batches", "4")
+    assert status == 0 and len(calls) == 1, err
+    assert "planning" in err and "(2/2 candidate stages)" in err
+    assert calls[0]["method"] == "pipeshard" and calls[0]["num_micro_batches"] == 4
+    assert calls[0]["cluster"].num_devices == 4
+
+    def old_plan(module, **options):   # no progress parameter: none is passed
+        assert "progress" not in options
+        return alpa_torch.Plan.load(intra_plan_file)
+
+    monkeypatch.setattr(alpa_torch, "plan", old_plan)
+    assert run_cli(capsys, "plan", graph, "--method", "pipeshard", "--mesh", "1x4")[0] == 0
+
+
+# ---- errors ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bad_files(workdir):
+    old = workdir / "old.json"
+    old.write_text('{"format": "alpa_torch.plan", "version": 1}')
+    broken = workdir / "broken.json"
+    broken.write_text('{"format": "alpa_torch.plan", ')
+    module = workdir / "broken_module.py"
+    module.write_text("raise RuntimeError('cannot find the tokenizer')\n")
+    graph = workdir / "tiny_graph.json"
+    alpa_torch.capture(torch.nn.Linear(4, 4), (torch.randn(2, 4),)).save(graph)
+    return {"old": old, "broken": broken, "module": module, "graph": graph}
+
+
+ERROR_CASES = [
+    (["plan", "no_such_pkg_xyz.models:build"],
+     "cannot import module 'no_such_pkg_xyz.models'.*No module named 'no_such_pkg_xyz'.*PYTHONPATH"),
+    (["plan", "cli_models:nope"], "module 'cli_models' has no attribute 'nope'.*mlp_factory"),
+    (["plan", "cli_models:not_a_model"], "must return \\(model, example_args\\).*model is a "
+     "builtins.str"),
+    (["plan", "cli_models:not_a_tuple"], "must return .* it returned a torch.nn.*Linear"),
+    (["plan", "cli_models:raises"], "factory 'cli_models:raises' raised RuntimeError: the "
+     "weights file is missing at .*cli_models.py:\\d+"),
+    (["plan", "just_words"], "neither a graph JSON file nor 'package.module:factory'"),
+    (["plan", "{module}:build"], "importing module .*broken_module.py.* raised RuntimeError: "
+     "cannot find the tokenizer"),
+    (["plan", "cli_models:mlp_factory", "--mesh", "2x4", "--devices-per-host", "2"],
+     "--mesh 2x4 has 8 devices but the cluster has 1 x 2 = 2"),
+    (["plan", "cli_models:mlp_factory", "--mesh", "1x2", "--micro-batches", "4"],
+     "only apply to --method pipeshard"),
+    (["plan", "cli_models:mlp_factory", "--mesh", "1x4", "--memory-budget", "1KiB", "-q"],
+     "cannot plan .*(least|memory)"),
+    (["plan", "cli_models:mlp_factory", "--mesh", "oops"], "cannot read mesh 'oops'"),
+    (["explain", "{old}"], "cannot read plan .*old.json.*format version 1.*re-plan"),
+    (["explain", "{broken}"], "cannot read plan .*broken.json.*malformed JSON"),
+    (["explain", "missing.json"], "no plan file 'missing.json'"),
+    (["explain", "{graph}"], "is a captured graph: plan it with 'alpa-torch plan"),
+    (["draw", "{old}", "-o", "x.svg"], "format version 1"),
+]
+
+
+@pytest.mark.parametrize("argv,message", ERROR_CASES,
+                         ids=[f"{c[0][0]}-{i}" for i, c in enumerate(ERROR_CASES)])
+def test_user_errors_exit_2_without_traceback(capsys, bad_files, argv, message):
+    status, out, err = run_cli(capsys, *[a.format(**bad_files) for a in argv])
+    assert status == 2, (out, err)
+    assert err.startswith("alpa-torch: error:") or "\nalpa-torch: error:" in err, err
+    assert "Traceback" not in err
+    assert re.search(message, err, re.S), err
+
+
+def test_draw_refuses_unknown_picture_format(capsys, workdir, pipe_plan_file):
+    status, _, err = run_cli(capsys, "draw", pipe_plan_file, "-o", workdir / "plan.png")
+    assert status == 2 and "name the output file *.svg or *.html" in err
+
+
+def _subprocess_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, HERE, env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_python_dash_m_reports_user_error_with_status_2(bad_files):
+    proc = subprocess.run([sys.executable, "-m", "alpa_torch", "explain", str(bad_files["old"])],
+                          capture_output=True, text=True, timeout=120, env=_subprocess_env())
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("alpa-torch: error: cannot read plan") and \
+        "Traceback" not in proc.stderr
+
+
+def test_installed_console_script(pipe_plan_file):
+    exe = shutil.which("alpa-torch") or shutil.which(
+        "alpa-torch", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("the alpa-torch console script is not installed "
+                    "(pip install --no-build-isolation --no-deps -e . registers it)")
+    proc = subprocess.run([exe, "explain", str(pipe_plan_file)], capture_output=True, text=True,
+                          timeout=120, env=_subprocess_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "stage 1: logical mesh (2, 1) over devices [2, 3]" in proc.stdout
