@@ -71,8 +71,6 @@ setup(
     extras_require={"test": ["pytest", "transformers>=4.45"]},
     entry_points={
         "console_scripts": ["alpa-torch = alpa_torch.cli:main"],
-        # torch.compile(model, backend="alpa") without importing alpa_torch
-        "torch_dynamo_backends": ["alpa = alpa_torch.backend:alpa_backend"],
     },
     zip_safe=False,
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -88,7 +88,8 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
          layer_eps: float = 0.5,
          layer_boundaries: Optional[Sequence[str]] = None,
          stage_meshes: Optional[Sequence[Sequence[int]]] = None,
-         max_num_stages: Optional[int] = None) -> Plan:
+         max_num_stages: Optional[int] = None,
+         progress: Optional[Callable[[int, int], Any]] = None) -> Plan:
     """Plan how to shard ``module`` on a device mesh (Alpa's intra-op pass).
 
     Args:
@@ -121,6 +122,12 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         cluster's.
       num_threads: ILP solver threads (intra_op) or candidate stages solved
         at once (pipeshard).
+      time_limit_s: CBC time limit per ILP (pipeshard: per candidate stage).
+      progress: pipeshard only: ``progress(done, total)`` is called after
+        each distinct candidate-stage ILP is solved (``total`` = distinct
+        ILPs known so far; it grows when the planner solves chosen composed
+        stages whole, or costs the stages its balance rule skipped). An
+        exception raised by it stops planning and propagates out of ``plan``.
 
     Raises ``PlanInfeasibleError`` when no plan fits the memory budget.
     """
@@ -140,6 +147,12 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
                             f"got {name!r}: {spec!r}")
     budget = (resolved.to_dict()["device"]["memory_bytes"] if memory_budget is None
               else parse_bytes(memory_budget))
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable progress(done, total), got "
+                        f"{type(progress).__name__}")
+    if progress is not None and method != "pipeshard":
+        raise ValueError("progress reports the candidate stages of method='pipeshard'; "
+                         "method='intra_op' solves one ILP and has none to report")
     if method == "pipeshard":
         if mesh_alpha is not None or mesh_beta is not None:
             raise ValueError("mesh_alpha/mesh_beta set the links of one fixed mesh; for "
@@ -153,7 +166,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
             graph.graph, resolved.to_json(), budget, cost_mode, pinned,
             _optimizer_factor(optimizer), float(time_limit_s), int(num_threads),
             num_micro_batches, schedule, int(num_layers or 0), float(layer_eps),
-            list(layer_boundaries or []), meshes, max_num_stages)
+            list(layer_boundaries or []), meshes, max_num_stages, progress)
         return Plan(result["plan_json"], result["solver"])
     result = _C.plan_intra_op(
         graph.graph, resolved.to_json(), list(shape), budget, cost_mode,

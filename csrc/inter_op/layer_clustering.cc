@@ -1,7 +1,8 @@
 // This file implements layer clustering (Alpa §5.1): the segment oracle
 // (in-bytes of every FLOP-feasible contiguous run of op nodes, computed
-// incrementally), the min-max and min-sum DPs, the automatic layer count
-// from repeated module blocks, and the text form.
+// incrementally), the min-max DP and the tie-break DP (FLOP balance, then
+// bytes), the automatic layer count from repeated module blocks, and the
+// text form.
 #include "inter_op/layer_clustering.h"
 
 #include <algorithm>
@@ -22,6 +23,7 @@ namespace {
 
 constexpr int64_t kInfBytes = std::numeric_limits<int64_t>::max();
 constexpr double kFlopTolerance = 1e-9;  // relative, on the per-layer bound
+constexpr int kFlopUnitsLog2 = 29;       // the graph's FLOPs in ≤ 2^29 units (+ rounding)
 
 using Table = std::vector<std::vector<int64_t>>;  // [layers][op position]
 
@@ -68,10 +70,16 @@ class SegmentOracle {
     }
     require_positive_ = positive_prefix_.back() > 0;
     stamp_.assign(value_base.back(), -1);
+    units_prefix_ = flop_units_prefix(graph);
   }
 
   int64_t num_ops() const { return static_cast<int64_t>(ops_.size()); }
   int64_t node_of(int64_t pos) const { return ops_[pos]; }
+  /// FLOPs of op positions [s, e] in integer units of 2^-k FLOPs, k chosen
+  /// so that the whole graph holds at most kFlopUnits units: sums are
+  /// exact, equal blocks weigh exactly the same, and a square of a layer's
+  /// units (≤ kFlopUnits²) fits in 64 bits.
+  int64_t units(int64_t s, int64_t e) const { return units_prefix_[e + 1] - units_prefix_[s]; }
 
   /// Calls f(e, in_bytes) for each valid segment [s, e], e ascending, until
   /// f returns false. in_bytes is non-decreasing in e.
@@ -102,6 +110,23 @@ class SegmentOracle {
   std::vector<OutsideRead> reads_;
   std::vector<int64_t> stamp_;  // per value: epoch of the last enumeration that counted it
   int64_t epoch_ = 0;
+  std::vector<int64_t> units_prefix_;  // FLOP units of op positions [0, p)
+
+  /// Each op's FLOPs scaled by a power of two (exact for integer FLOPs up
+  /// to 2^29 in total) and rounded, summed in op order.
+  static std::vector<int64_t> flop_units_prefix(const ir::Graph& graph) {
+    double total = 0;
+    for (const ir::Node& n : graph.nodes()) total += n.is_placeholder() ? 0 : n.flops;
+    int exponent = 0;
+    std::frexp(total, &exponent);  // total < 2^exponent
+    const int scale = kFlopUnitsLog2 - exponent;
+    std::vector<int64_t> prefix = {0};
+    for (const ir::Node& n : graph.nodes()) {
+      if (n.is_placeholder()) continue;
+      prefix.push_back(prefix.back() + std::llround(std::ldexp(n.flops, scale)));
+    }
+    return prefix;
+  }
 };
 
 /// Forward DP: F[k][p] = smallest max in-bytes splitting op positions [0, p)
@@ -125,18 +150,47 @@ int64_t min_max_pass(SegmentOracle& oracle, int64_t num_layers) {
   return f[num_layers][n];
 }
 
-/// Backward DP: H[k][p] = smallest sum of in-bytes splitting op positions
-/// [p, n) into k layers, each with in-bytes ≤ cap.
-Table min_sum_pass(SegmentOracle& oracle, int64_t num_layers, int64_t cap) {
+/// The tie-break objective of a split, compared lexicographically: the sum
+/// over layers of squared FLOPs (in FLOP units, see SegmentOracle::units),
+/// then the sum of in-bytes.
+struct SplitCost {
+  int64_t flops_squares = 0;
+  int64_t bytes = 0;
+
+  static SplitCost infinite() { return {kInfBytes, kInfBytes}; }
+  bool is_infinite() const { return flops_squares == kInfBytes; }
+  SplitCost operator+(const SplitCost& o) const {
+    return {flops_squares + o.flops_squares, bytes + o.bytes};
+  }
+  bool operator<(const SplitCost& o) const {
+    return flops_squares != o.flops_squares ? flops_squares < o.flops_squares : bytes < o.bytes;
+  }
+  bool operator==(const SplitCost& o) const {
+    return flops_squares == o.flops_squares && bytes == o.bytes;
+  }
+};
+
+using CostTable = std::vector<std::vector<SplitCost>>;  // [layers][op position]
+
+SplitCost segment_cost(const SegmentOracle& oracle, int64_t s, int64_t e, int64_t bytes) {
+  const int64_t units = oracle.units(s, e);
+  return SplitCost{units * units, bytes};
+}
+
+/// Backward DP: H[k][p] = least SplitCost splitting op positions [p, n) into
+/// k layers, each with in-bytes ≤ cap.
+CostTable tie_break_pass(SegmentOracle& oracle, int64_t num_layers, int64_t cap) {
   const int64_t n = oracle.num_ops();
-  Table h(num_layers + 1, std::vector<int64_t>(n + 1, kInfBytes));
-  h[0][n] = 0;
+  CostTable h(num_layers + 1, std::vector<SplitCost>(n + 1, SplitCost::infinite()));
+  h[0][n] = SplitCost{};
   for (int64_t s = n - 1; s >= 0; --s) {
     oracle.for_each_from(s, [&](int64_t e, int64_t bytes) {
       if (bytes > cap) return false;  // in-bytes only grow with e
+      const SplitCost here = segment_cost(oracle, s, e, bytes);
       for (int64_t k = 1; k <= num_layers; ++k) {
-        if (h[k - 1][e + 1] == kInfBytes) continue;
-        h[k][s] = std::min(h[k][s], bytes + h[k - 1][e + 1]);
+        if (h[k - 1][e + 1].is_infinite()) continue;
+        const SplitCost total = here + h[k - 1][e + 1];
+        if (total < h[k][s]) h[k][s] = total;
       }
       return true;
     });
@@ -151,7 +205,7 @@ struct Segment {
 };
 
 /// Walks H forward taking the earliest end that keeps the optimum.
-std::vector<Segment> reconstruct(SegmentOracle& oracle, const Table& h,
+std::vector<Segment> reconstruct(SegmentOracle& oracle, const CostTable& h,
                                  int64_t num_layers, int64_t cap) {
   std::vector<Segment> segments;
   int64_t s = 0;
@@ -159,13 +213,17 @@ std::vector<Segment> reconstruct(SegmentOracle& oracle, const Table& h,
     bool found = false;
     oracle.for_each_from(s, [&](int64_t e, int64_t bytes) {
       if (bytes > cap) return false;
-      if (h[k - 1][e + 1] == kInfBytes || bytes + h[k - 1][e + 1] != h[k][s]) return true;
+      if (h[k - 1][e + 1].is_infinite() ||
+          !(segment_cost(oracle, s, e, bytes) + h[k - 1][e + 1] == h[k][s])) {
+        return true;
+      }
       segments.push_back(Segment{s, e, bytes});
       found = true;
       return false;
     });
     ALPA_CHECK(found, "layer clustering: no segment from op position {} reproduces "
-               "the optimum {} with {} layers left", s, h[k][s], k);
+               "the optimum ({}, {}) with {} layers left", s, h[k][s].flops_squares,
+               h[k][s].bytes, k);
     s = segments.back().last + 1;
   }
   ALPA_CHECK(s == oracle.num_ops(), "layer clustering covered {} of {} ops", s,
@@ -550,7 +608,8 @@ int64_t LayerClustering::total_input_bytes() const {
 }
 
 // Alpa §5.1: min over segmentations of max_l in_bytes(l), s.t. FLOPs(l) ≤
-// (1 + eps) · total / L; then min Σ in_bytes; then earliest boundaries.
+// (1 + eps) · total / L; then min Σ FLOPs(l)²; then min Σ in_bytes; then
+// earliest boundaries.
 core::StatusOr<LayerClustering> cluster_layers(const ir::Graph& graph,
                                                const LayerClusteringOptions& options) {
   ALPA_RETURN_IF_ERROR(validate_inputs(graph, options));
@@ -563,7 +622,7 @@ core::StatusOr<LayerClustering> cluster_layers(const ir::Graph& graph,
   SegmentOracle oracle(graph, bound);
   const int64_t best_max = min_max_pass(oracle, num_layers);
   if (best_max == kInfBytes) return flop_bound_error(graph, num_layers, options.eps, total);
-  const Table h = min_sum_pass(oracle, num_layers, best_max);
+  const CostTable h = tie_break_pass(oracle, num_layers, best_max);
   return assemble(graph, oracle, reconstruct(oracle, h, num_layers, best_max));
 }
 

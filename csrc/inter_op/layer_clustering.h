@@ -6,9 +6,23 @@
 //   layer:   0  0  0 |  1  1  1  1 |  2  2
 //
 // Objective, lexicographic:
-//   1. minimize the largest number of bytes flowing INTO a layer;
-//   2. among those, minimize the sum over layers of those bytes;
-//   3. among those, prefer the earliest boundaries (deterministic).
+//   1. minimize the largest number of bytes flowing INTO a layer (Alpa §5.1);
+//   2. among those, balance FLOPs: minimize Σ_l FLOPs(l)² (the variance of
+//      the layer FLOPs, as their sum is fixed);
+//   3. among those, minimize the sum over layers of the bytes flowing in;
+//   4. among those, prefer the earliest boundaries (deterministic).
+// Why balance before the byte sum: in a transformer, cutting after a block's
+// attention residual moves as many bytes as cutting at the block boundary,
+// but a layer holding only an MLP half does not re-read the attention mask;
+// the byte sum alone therefore alternated 1.5-block and 0.5-block layers to
+// save a few mask reads. With balance first, equal blocks become equal
+// layers (12 blocks, L = 12, 6 or 4: whole blocks per layer), while the
+// bytes still decide between equally balanced splits. The price: when one
+// unavoidable layer sets a high max (criterion 1), the others may cut
+// anywhere under that max for the sake of balance.
+// FLOPs in criterion 2 are counted in integer units (the graph's total
+// scaled by a power of two to at most 2^29 units, each op rounded), so equal
+// blocks weigh exactly the same and sums are exact.
 // Bytes into a layer: every distinct value (node, output) the layer's ops
 // read that is produced by an op of an earlier layer, or is a user input
 // (NodeKind::kInput); each counted once per layer. Parameters, buffers and
@@ -30,8 +44,8 @@
 // Cost: one pass enumerates every FLOP-feasible segment from each start and
 // extends its end one op at a time, adding each newly read outside value
 // once (a stamp array); three passes (min-max forward DP over (end, layers),
-// min-sum backward DP under the optimal max, reconstruction) cost
-// O(#feasible segments · (L + reads per op)).
+// backward DP of criteria 2-3 under the optimal max, reconstruction taking
+// the earliest optimal end) cost O(#feasible segments · (L + reads per op)).
 #pragma once
 
 #include <cstdint>
@@ -90,7 +104,7 @@ struct LayerClustering {
   int64_t num_layers() const { return static_cast<int64_t>(layers.size()); }
   /// Largest Layer::input_bytes (the objective), in bytes.
   int64_t max_input_bytes() const;
-  /// Sum of Layer::input_bytes (the tie-break), in bytes.
+  /// Sum of Layer::input_bytes (criterion 3), in bytes.
   int64_t total_input_bytes() const;
 
   /// Text form, read back by parse(). Nodes inside a layer's node range

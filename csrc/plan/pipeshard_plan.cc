@@ -1,21 +1,23 @@
-// This file implements make_pipeshard_plan().
+// This file implements make_pipeshard_plan(): layering, the stage DP over
+// the stage profiler's table (with the balance-rule fallback and the
+// refinement of composed stages), the notes explaining the choice, and the
+// assembly of the chosen stages from their candidates' solutions.
 #include "plan/pipeshard_plan.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
-#include <mutex>
 #include <memory>
-#include <thread>
-#include <tuple>
+#include <optional>
 
 #include "core/check.h"
 #include "inter_op/stage_dp.h"
 #include "inter_op/stage_graph.h"
+#include "inter_op/stage_profiler.h"
 #include "ir/verifier.h"
 #include "mesh/device_mesh.h"
 #include "mesh/submesh.h"
@@ -30,28 +32,13 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-/// What one candidate stage costs: seconds per microbatch and the memory
-/// bound on the stages that may follow it.
-struct CandidateCost {
-  double seconds = std::numeric_limits<double>::infinity();
-  int64_t max_n_succ = inter_op::kNeverFits;
-};
-
-/// Alpa §5.2's memory bound. Under 1F1B a stage followed by s stages keeps
-/// min(s + 1, B) microbatches of activations; under GPipe all B.
-int64_t max_successors(const StagePlan& s, double budget, int64_t num_micro_batches,
-                       const std::string& schedule) {
-  const double params = s.parameter_memory_bytes;
-  const double act = std::max(0.0, s.memory_bytes - params);
-  if (params + act > budget) return inter_op::kNeverFits;
-  if (std::isinf(budget) || act <= 0) return inter_op::kUnboundedSuccessors;
-  const double fit = std::floor((budget - params) / act);  // microbatches in flight
-  if (schedule == "gpipe") {
-    return fit >= static_cast<double>(num_micro_batches) ? inter_op::kUnboundedSuccessors
-                                                         : inter_op::kNeverFits;
-  }
-  if (fit >= static_cast<double>(num_micro_batches)) return inter_op::kUnboundedSuccessors;
-  return static_cast<int64_t>(fit) - 1;
+/// Adds the seconds `f` takes to `seconds`.
+template <typename F>
+auto timed(double& seconds, F&& f) {
+  const auto t0 = Clock::now();
+  auto result = f();
+  seconds += seconds_since(t0);
+  return result;
 }
 
 mesh::SubmeshShape submesh_of(const mesh::Cluster& cluster, int64_t devices) {
@@ -63,6 +50,15 @@ mesh::SubmeshShape submesh_of(const mesh::Cluster& cluster, int64_t devices) {
 struct Layering {
   std::vector<int64_t> layer_of_node;
   int64_t num_layers = 0;
+
+  /// Forward FLOPs of each layer's op nodes.
+  std::vector<double> layer_flops(const ir::Graph& graph) const {
+    std::vector<double> flops(static_cast<size_t>(num_layers), 0.0);
+    for (const ir::Node& n : graph.nodes()) {
+      if (!n.is_placeholder()) flops[static_cast<size_t>(layer_of_node[n.id.index()])] += n.flops;
+    }
+    return flops;
+  }
 };
 
 core::StatusOr<Layering> make_layering(const ir::Graph& graph, const PipeshardRequest& r) {
@@ -80,113 +76,13 @@ core::StatusOr<Layering> make_layering(const ir::Graph& graph, const PipeshardRe
   return out;
 }
 
-/// The cost table t(i, k, m, c), each distinct stage graph solved once.
-class CandidateProfiler {
- public:
-  CandidateProfiler(const ir::Graph& graph, const Layering& layering, const mesh::Cluster& cluster,
-                    const PipeshardRequest& request)
-      : graph_(graph), layering_(layering), cluster_(cluster), request_(request) {}
-
-  core::StatusOr<inter_op::StageCostTable> run(PipeshardStats& stats) {
-    const int64_t L = layering_.num_layers;
-    submeshes_ = mesh::enumerate_submeshes(cluster_);
-    std::vector<int64_t> num_configs;
-    for (const auto& m : submeshes_) {
-      num_configs.push_back(static_cast<int64_t>(mesh::logical_mesh_shapes(m).size()));
-    }
-    ALPA_ASSIGN_OR_RETURN(auto table, inter_op::StageCostTable::create(L, submeshes_, num_configs));
-    // Entry (i, k, m, c) -> job index; equal stage graphs share a job.
-    std::map<std::tuple<uint64_t, int64_t, int64_t>, size_t> job_of;
-    std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t, size_t>> entries;
-    for (int64_t i = 0; i < L; ++i) {
-      for (int64_t k = i; k < L; ++k) {
-        ALPA_ASSIGN_OR_RETURN(inter_op::StageGraph sg, inter_op::extract_stage_graph(
-                                                           graph_, layering_.layer_of_node, i, k, L));
-        const uint64_t hash = inter_op::structural_hash(sg.graph);
-        auto shared = std::make_shared<ir::Graph>(std::move(sg.graph));
-        for (int64_t m = 0; m < table.num_submeshes(); ++m) {
-          for (int64_t c = 0; c < table.num_configs(m); ++c) {
-            auto [it, fresh] = job_of.emplace(std::make_tuple(hash, m, c), jobs_.size());
-            if (fresh) jobs_.push_back(Job{shared, m, c, {}, core::ok_status()});
-            entries.emplace_back(i, k, m, c, it->second);
-          }
-        }
-      }
-    }
-    stats.num_candidates = static_cast<int64_t>(entries.size());
-    stats.num_solved = static_cast<int64_t>(jobs_.size());
-    solve_all();
-    for (const Job& job : jobs_) ALPA_RETURN_IF_ERROR(job.status);
-    for (const auto& [i, k, m, c, j] : entries) {
-      table.set_cost(i, k, m, c, jobs_[j].cost.seconds);
-      table.set_max_n_succ_stages(i, k, m, c, jobs_[j].cost.max_n_succ);
-    }
-    return table;
-  }
-
- private:
-  struct Job {
-    std::shared_ptr<ir::Graph> graph;
-    int64_t submesh;
-    int64_t config;
-    CandidateCost cost;
-    core::Status status;
-  };
-
-  void solve_all() {
-    std::atomic<size_t> next{0};
-    auto worker = [&] {
-      for (size_t j = next++; j < jobs_.size(); j = next++) solve(jobs_[j]);
-    };
-    const int threads = std::max(1, std::min<int>(request_.num_threads,
-                                                  static_cast<int>(jobs_.size())));
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& t : pool) t.join();
-  }
-
-  void solve(Job& job) {
-    const mesh::SubmeshShape& sm = submeshes_[static_cast<size_t>(job.submesh)];
-    const auto shape = mesh::logical_mesh_shapes(sm)[static_cast<size_t>(job.config)];
-    std::vector<int64_t> ids(static_cast<size_t>(sm.num_devices()));
-    for (size_t d = 0; d < ids.size(); ++d) ids[d] = static_cast<int64_t>(d);
-    auto mesh = mesh::DeviceMesh::create(cluster_, shape, ids);
-    if (!mesh.ok()) {
-      job.status = mesh.status();
-      return;
-    }
-    intra_op::IntraOpOptions options = request_.options;
-    options.num_threads = 1;
-    auto solved = plan_stage(*job.graph, *mesh, options, 0);
-    if (!solved.ok()) {
-      // A stage that cannot fit the budget, or whose dims do not divide
-      // over this mesh, is simply not a candidate.
-      if (solved.status().code() == core::StatusCode::kInfeasible ||
-          solved.status().code() == core::StatusCode::kInvalidArgument) {
-        return;
-      }
-      job.status = solved.status();
-      return;
-    }
-    job.cost.seconds = solved->stage.predicted_time;
-    job.cost.max_n_succ = max_successors(solved->stage, options.memory_budget,
-                                         request_.num_micro_batches, request_.schedule);
-  }
-
-  const ir::Graph& graph_;
-  const Layering& layering_;
-  const mesh::Cluster& cluster_;
-  const PipeshardRequest& request_;
-  std::vector<mesh::SubmeshShape> submeshes_;
-  std::vector<Job> jobs_;
-};
-
 struct ChosenStage {
   int64_t first_layer = 0;
   int64_t last_layer = 0;
   mesh::SubmeshShape submesh;
   std::array<int64_t, 2> mesh_shape{1, 1};
+  /// The candidate ILP's solution for this stage (DP stages), if exact.
+  const inter_op::CandidateSolution* solution = nullptr;
 };
 
 /// Boundary values with the specs the stage's plan gives them.
@@ -208,6 +104,47 @@ std::vector<StageValue> stage_values(const std::vector<inter_op::BoundaryValue>&
     out.push_back(StageValue{v.name, v.producer, v.index, v.meta, spec, v.requires_grad});
   }
   return out;
+}
+
+/// `options` with every node of `stage` pinned to the strategy the candidate
+/// ILP chose for the node at the same position of its (structurally equal)
+/// graph, so plan_stage reproduces the candidate's plan without CBC. nullopt
+/// when the graphs do not line up.
+std::optional<intra_op::IntraOpOptions> pinned_to_candidate(
+    const ir::Graph& stage, const inter_op::CandidateSolution& solution,
+    intra_op::IntraOpOptions options) {
+  const ir::Graph& g = *solution.graph;
+  if (g.num_nodes() != stage.num_nodes() ||
+      static_cast<int64_t>(solution.strategies.size()) != g.num_nodes()) {
+    return std::nullopt;
+  }
+  for (int64_t i = 0; i < g.num_nodes(); ++i) {
+    const ir::Node& a = g.nodes()[static_cast<size_t>(i)];
+    const ir::Node& b = stage.nodes()[static_cast<size_t>(i)];
+    if (a.kind != b.kind || a.op != b.op) return std::nullopt;
+    if (b.is_placeholder()) {
+      options.pinned[b.name] = solution.output_specs[static_cast<size_t>(i)];
+    } else {
+      options.pinned_strategies[b.name] = solution.strategies[static_cast<size_t>(i)];
+    }
+  }
+  options.pins_may_name_other_stages = true;
+  return options;
+}
+
+/// Plans chosen stage `s` on its devices: from its candidate's strategies
+/// when there is one, else with a full ILP solve.
+core::StatusOr<SolvedStage> plan_chosen_stage(const inter_op::StageGraph& sg,
+                                              const mesh::DeviceMesh& mesh,
+                                              const PipeshardRequest& request,
+                                              const ChosenStage& c, int64_t s) {
+  if (c.solution != nullptr) {
+    if (auto pinned = pinned_to_candidate(sg.graph, *c.solution, request.options)) {
+      auto solved = plan_stage(sg.graph, mesh, *pinned, s);
+      if (solved.ok()) return solved;
+    }
+  }
+  return plan_stage(sg.graph, mesh, request.options, s);
 }
 
 core::StatusOr<Plan> assemble(const ir::Graph& graph, const mesh::Cluster& cluster,
@@ -232,7 +169,7 @@ core::StatusOr<Plan> assemble(const ir::Graph& graph, const mesh::Cluster& clust
                                                         c.last_layer, layering.num_layers));
     ALPA_ASSIGN_OR_RETURN(mesh::DeviceMesh mesh,
                           mesh::DeviceMesh::create(cluster, c.mesh_shape, placement[s]));
-    auto solved = plan_stage(sg.graph, mesh, request.options, static_cast<int64_t>(s));
+    auto solved = plan_chosen_stage(sg, mesh, request, c, static_cast<int64_t>(s));
     if (!solved.ok()) {
       return solved.status().with_context(fmt::format(
           "planning stage {} (layers {}..{}) on logical mesh ({}, {})", s, c.first_layer,
@@ -279,42 +216,178 @@ core::StatusOr<std::vector<ChosenStage>> manual_stages(const mesh::Cluster& clus
   return out;
 }
 
-/// The DP's choice, with notes comparing it to the best single stage.
+std::string describe_stages(const inter_op::StageDPResult& r, const inter_op::StageCostTable& t) {
+  std::string out;
+  for (const inter_op::StageChoice& s : r.stages) {
+    if (!out.empty()) out += ", ";
+    out += fmt::format("layers {}..{} on {}", s.start_layer, s.end_layer,
+                       t.submesh(s.submesh).to_string());
+  }
+  return out;
+}
+
+/// Notes explaining the DP's choice against the best single stage on the
+/// whole cluster (pure intra-op) or, when that won, the best pipeline.
+void explain_choice(const inter_op::StageDPRequest& dp, const inter_op::StageDPResult& result,
+                    const inter_op::StageProfiler& profiler, int64_t num_devices,
+                    std::vector<std::string>& notes) {
+  const inter_op::StageCostTable& table = dp.table;
+  const double B = static_cast<double>(dp.num_micro_batches);
+  notes.push_back(fmt::format(
+      "stage DP (Alpa §5.2) over {} layers x {} sub-meshes, {} microbatches: chose {} stage(s) "
+      "[{}], predicted {:.6g} s per step (Σ stage times + (B-1)·t_max, t_max {:.6g} s)",
+      table.num_layers(), table.num_submeshes(), dp.num_micro_batches, result.stages.size(),
+      describe_stages(result, table), result.total_time, result.t_max));
+  const int64_t whole = table.num_submeshes() - 1, last = table.num_layers() - 1;
+  double single = std::numeric_limits<double>::infinity();
+  bool composed = false;
+  for (int64_t c = 0; c < table.num_configs(whole); ++c) {
+    const double t = table.cost(0, last, whole, c);
+    if (table.max_n_succ_stages(0, last, whole, c) >= 0 && t < single) {
+      single = t;
+      composed = profiler.solution(0, last, whole, c) == nullptr;
+    }
+  }
+  if (result.stages.size() > 1) {
+    notes.push_back(std::isinf(single)
+        ? fmt::format("best single stage on all {} devices (pure intra-op): none fits the "
+                      "memory budget (or divides over the cluster's logical meshes), so the "
+                      "model must be pipelined", num_devices)
+        : fmt::format("best single stage on all {} devices (pure intra-op): {:.6g} s per step "
+                      "(B x {:.6g} s{}); pipelining is {:.1f}% faster", num_devices, single * B,
+                      single, composed ? ", composed from 1- and 2-layer ILPs" : "",
+                      100.0 * (1.0 - result.total_time / (single * B))));
+    return;
+  }
+  // The single stage won: what would the best pipeline of >= 2 stages cost?
+  inter_op::StageDPRequest pipelined = dp;
+  for (int64_t c = 0; c < table.num_configs(whole); ++c) {
+    pipelined.table.set_cost(0, table.num_layers() - 1, whole, c,
+                             std::numeric_limits<double>::infinity());
+  }
+  auto best = inter_op::stage_dp(pipelined);
+  notes.push_back(best.ok()
+      ? fmt::format("pure intra-op: a single stage on all {} devices ({:.6g} s per step) beats "
+                    "the best pipeline of >= 2 stages [{}] ({:.6g} s per step, {:.1f}% slower)",
+                    num_devices, result.total_time, describe_stages(*best, table),
+                    best->total_time, 100.0 * (best->total_time / result.total_time - 1.0))
+      : fmt::format("pure intra-op: a single stage on all {} devices ({:.6g} s per step); no "
+                    "pipeline of >= 2 stages is feasible", num_devices, result.total_time));
+}
+
+/// Runs the stage DP over the profiler's table until its choice holds only
+/// exactly solved stages: when the balance rule left no feasible pipeline,
+/// the skipped candidates are costed too; when the DP chose composed
+/// stages, they are solved whole and the DP runs again.
 core::StatusOr<std::vector<ChosenStage>> dp_stages(const mesh::Cluster& cluster,
                                                    const PipeshardRequest& r,
-                                                   const inter_op::StageCostTable& table,
+                                                   inter_op::StageProfiler& profiler,
+                                                   PipeshardStats& stats,
                                                    std::vector<std::string>& notes) {
   inter_op::StageDPRequest dp;
-  dp.table = table;
   dp.num_devices = cluster.num_devices();
   dp.num_micro_batches = r.num_micro_batches;
   dp.max_num_stages = r.max_num_stages;
-  ALPA_ASSIGN_OR_RETURN(inter_op::StageDPResult result, inter_op::stage_dp(dp));
-  const double B = static_cast<double>(r.num_micro_batches);
-  notes.push_back(fmt::format(
-      "stage DP (Alpa §5.2) over {} layers x {} sub-meshes: {} stage(s), predicted {:.6g} s per "
-      "step (Σ stage times + (B-1)·t_max, t_max {:.6g} s)",
-      table.num_layers(), table.num_submeshes(), result.stages.size(), result.total_time,
-      result.t_max));
-  // The best pure intra-op alternative: every layer on the whole cluster.
-  const int64_t whole = table.num_submeshes() - 1;
-  double single = std::numeric_limits<double>::infinity();
-  for (int64_t c = 0; c < table.num_configs(whole); ++c) {
-    single = std::min(single, table.cost(0, table.num_layers() - 1, whole, c));
+  core::StatusOr<inter_op::StageDPResult> result = core::internal_error("not run");
+  for (;;) {
+    ALPA_ASSIGN_OR_RETURN(dp.table, profiler.solve());
+    result = timed(stats.dp_seconds, [&] { return inter_op::stage_dp(dp); });
+    if (!result.ok()) {
+      if (result.status().code() != core::StatusCode::kInfeasible) return result.status();
+      ALPA_ASSIGN_OR_RETURN(bool admitted, profiler.admit_imbalanced());
+      if (!admitted) return result.status();
+      stats.imbalance_fallback = true;
+      notes.push_back(fmt::format(
+          "the balance rule (imbalance tolerance {}) left no feasible pipeline; the stages it "
+          "skipped were costed too", r.imbalance_tolerance));
+      continue;
+    }
+    ALPA_ASSIGN_OR_RETURN(bool refined, profiler.refine(result->stages));
+    if (!refined) break;
+    ++stats.refinement_rounds;
   }
-  notes.push_back(fmt::format(
-      "best single stage on all {} devices (pure intra-op): {:.6g} s per step{}",
-      cluster.num_devices(), single * B,
-      result.stages.size() > 1
-          ? fmt::format("; pipelining saves {:.1f}%", 100.0 * (1.0 - result.total_time / (single * B)))
-          : std::string()));
+  timed(stats.dp_seconds, [&] {
+    explain_choice(dp, *result, profiler, cluster.num_devices(), notes);
+    return 0;
+  });
   std::vector<ChosenStage> out;
-  for (const inter_op::StageChoice& s : result.stages) {
-    const mesh::SubmeshShape& sm = table.submesh(s.submesh);
+  for (const inter_op::StageChoice& s : result->stages) {
+    const mesh::SubmeshShape& sm = dp.table.submesh(s.submesh);
     out.push_back(ChosenStage{s.start_layer, s.end_layer, sm,
-                              mesh::logical_mesh_shapes(sm)[static_cast<size_t>(s.config)]});
+                              mesh::logical_mesh_shapes(sm)[static_cast<size_t>(s.config)],
+                              profiler.solution(s.start_layer, s.end_layer, s.submesh, s.config)});
   }
   return out;
+}
+
+inter_op::StageProfilerOptions profiler_options(const PipeshardRequest& r) {
+  inter_op::StageProfilerOptions p;
+  p.options = r.options;
+  p.num_micro_batches = r.num_micro_batches;
+  p.schedule = r.schedule;
+  p.num_threads = r.num_threads;
+  p.skip_idle_mesh_axes = r.skip_idle_mesh_axes;
+  p.exact_span_layers = r.exact_span_layers;
+  p.progress = r.progress;
+  return p;
+}
+
+/// Copies the profiler's figures into `s`.
+void take_profiler_stats(const inter_op::StageProfilerStats& p, PipeshardStats& s) {
+  s.num_candidates = p.num_candidates;
+  s.num_pruned_no_room = p.num_pruned_no_room;
+  s.num_pruned_imbalance = p.num_pruned_imbalance;
+  s.num_pruned_idle_axes = p.num_pruned_idle_axes;
+  s.num_costed = p.num_costed;
+  s.num_composed = p.num_composed;
+  s.num_optimistic = p.num_optimistic;
+  s.num_refined = p.num_refined;
+  s.max_composition_error = p.max_composition_error;
+  s.num_solved = p.num_solved;
+  s.num_time_limited = p.num_time_limited;
+  s.num_stage_graphs = p.num_stage_graphs;
+  s.num_distinct_stage_graphs = p.num_distinct_stage_graphs;
+  s.extraction_seconds = p.extraction_seconds;
+  s.profiling_seconds = p.solve_seconds;
+}
+
+std::string profiling_note(const PipeshardRequest& r, const PipeshardStats& s) {
+  std::string note = fmt::format(
+      "costed {} of {} candidate stages (layers i..k x sub-mesh x logical mesh) with {} distinct "
+      "ILPs ({} distinct of {} stage graphs); skipped {} with no room for the other stages, {} "
+      "beyond the imbalance tolerance {}, {} with an idle mesh axis",
+      s.num_costed, s.num_candidates, s.num_solved, s.num_distinct_stage_graphs,
+      s.num_stage_graphs, s.num_pruned_no_room, s.num_pruned_imbalance, r.imbalance_tolerance,
+      s.num_pruned_idle_axes);
+  if (s.num_composed + s.num_refined > 0) {
+    note += fmt::format("; {} spans of more than {} layers composed from their 1- and 2-layer "
+                        "pieces ({} over the memory budget, assumed to fit), {} of them chosen by "
+                        "the DP and then solved whole in {} round(s) (largest composition error "
+                        "{:.2g})", s.num_composed + s.num_refined, r.exact_span_layers,
+                        s.num_optimistic, s.num_refined, s.refinement_rounds,
+                        s.max_composition_error);
+  }
+  if (s.num_time_limited > 0) {
+    note += fmt::format("; {} ILP(s) stopped at the time limit of {} s (best plan found, not "
+                        "proven optimal)", s.num_time_limited, r.options.time_limit_s);
+  }
+  return note;
+}
+
+core::Status validate_request(const PipeshardRequest& request) {
+  if (request.num_micro_batches < 1) {
+    return core::invalid_argument(fmt::format("num_micro_batches must be >= 1, got {}",
+                                              request.num_micro_batches));
+  }
+  if (request.schedule != "gpipe" && request.schedule != "1f1b") {
+    return core::invalid_argument(fmt::format(
+        "unknown pipeline schedule '{}'; use 'gpipe' or '1f1b'", request.schedule));
+  }
+  if (request.num_threads < 1) {
+    return core::invalid_argument(fmt::format("num_threads must be >= 1, got {}",
+                                              request.num_threads));
+  }
+  return core::ok_status();
 }
 
 }  // namespace
@@ -352,61 +425,48 @@ core::StatusOr<std::vector<int64_t>> layers_from_boundaries(
   return layer;
 }
 
-namespace {
-core::StatusOr<Plan> plan_stages(const ir::Graph& graph, const mesh::Cluster& cluster,
-                                 const PipeshardRequest& request, PipeshardStats* stats,
-                                 Clock::time_point t0);
-}  // namespace
-
 core::StatusOr<Plan> make_pipeshard_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
                                          const PipeshardRequest& request, PipeshardStats* stats) {
   const auto t0 = Clock::now();
+  PipeshardStats local;
   ALPA_RETURN_IF_ERROR(ir::verify_graph(graph));
   ALPA_RETURN_IF_ERROR(cluster.validate());
-  if (request.num_micro_batches < 1) {
-    return core::invalid_argument(fmt::format("num_micro_batches must be >= 1, got {}",
-                                              request.num_micro_batches));
-  }
-  if (request.schedule != "gpipe" && request.schedule != "1f1b") {
-    return core::invalid_argument(fmt::format(
-        "unknown pipeline schedule '{}'; use 'gpipe' or '1f1b'", request.schedule));
-  }
-  ALPA_RETURN_IF_ERROR(intra_op::check_pins(graph, request.options));  // against the whole model
-  PipeshardRequest staged = request;
-  staged.options.pins_may_name_other_stages = true;
-  return plan_stages(graph, cluster, staged, stats, t0);
-}
-
-namespace {
-
-core::StatusOr<Plan> plan_stages(const ir::Graph& graph, const mesh::Cluster& cluster,
-                                 const PipeshardRequest& request, PipeshardStats* stats,
-                                 Clock::time_point t0) {
-  PipeshardStats local;
+  ALPA_RETURN_IF_ERROR(validate_request(request));
   ALPA_ASSIGN_OR_RETURN(Layering layering, make_layering(graph, request));
   local.num_layers = layering.num_layers;
   local.clustering_seconds = seconds_since(t0);
   std::vector<ChosenStage> chosen;
   std::vector<std::string> notes;
+  // The profiler owns the candidate solutions the chosen stages point to.
+  std::unique_ptr<inter_op::StagePruner> pruner;
+  std::unique_ptr<inter_op::StageProfiler> profiler;
   if (!request.stage_meshes.empty()) {
     ALPA_ASSIGN_OR_RETURN(chosen, manual_stages(cluster, request, layering));
     notes.push_back(fmt::format("{} manual stage(s)", chosen.size()));
   } else {
-    const auto t1 = Clock::now();
-    CandidateProfiler profiler(graph, layering, cluster, request);
-    ALPA_ASSIGN_OR_RETURN(inter_op::StageCostTable table, profiler.run(local));
-    local.profiling_seconds = seconds_since(t1);
-    const auto t2 = Clock::now();
-    ALPA_ASSIGN_OR_RETURN(chosen, dp_stages(cluster, request, table, notes));
-    local.dp_seconds = seconds_since(t2);
+    ALPA_ASSIGN_OR_RETURN(inter_op::StagePruner rules,
+                          inter_op::StagePruner::create(layering.layer_flops(graph),
+                                                        cluster.num_devices(),
+                                                        request.imbalance_tolerance,
+                                                        request.max_num_stages));
+    pruner = std::make_unique<inter_op::StagePruner>(std::move(rules));
+    profiler = std::make_unique<inter_op::StageProfiler>(
+        graph, layering.layer_of_node, layering.num_layers, cluster, *pruner,
+        profiler_options(request));
+    ALPA_RETURN_IF_ERROR(profiler->prepare());
+    auto dp = dp_stages(cluster, request, *profiler, local, notes);
+    take_profiler_stats(profiler->stats(), local);
+    ALPA_RETURN_IF_ERROR(dp.status());
+    chosen = std::move(dp).value();
+    notes.insert(notes.begin(), profiling_note(request, local));
   }
+  const auto t2 = Clock::now();
   ALPA_ASSIGN_OR_RETURN(Plan plan, assemble(graph, cluster, request, layering, chosen));
+  local.assembly_seconds = seconds_since(t2);
   plan.notes = std::move(notes);
   local.total_seconds = seconds_since(t0);
   if (stats) *stats = local;
   return plan;
 }
-
-}  // namespace
 
 }  // namespace alpa::plan

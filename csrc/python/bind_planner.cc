@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <optional>
 
 #include "intra_op/evaluator.h"
 #include "intra_op/ilp_solver.h"
@@ -111,7 +113,7 @@ py::dict plan_pipeshard(const ir::Graph& graph, const std::string& cluster_json,
                         int64_t num_layers, double layer_eps,
                         const std::vector<std::string>& layer_boundaries,
                         const std::vector<std::array<int64_t, 2>>& stage_meshes,
-                        std::optional<int64_t> max_num_stages) {
+                        std::optional<int64_t> max_num_stages, py::object progress) {
   plan::PipeshardRequest req;
   req.options = intra_op_options(memory_budget, cost_mode, pinned, optimizer_state_factor,
                                  time_limit_s, 1);
@@ -124,22 +126,58 @@ py::dict plan_pipeshard(const ir::Graph& graph, const std::string& cluster_json,
   req.stage_meshes = stage_meshes;
   req.max_num_stages = max_num_stages;
   mesh::Cluster cluster = cluster_from_json_text(cluster_json);
+  // progress(done, total) runs with the GIL held; a Python exception from it
+  // stops the planner (ProgressStopped unwinds it) and is re-raised here.
+  struct ProgressStopped {};
+  std::shared_ptr<py::error_already_set> progress_error;
+  if (!progress.is_none()) {
+    req.progress = [&progress, &progress_error](int64_t done, int64_t total) {
+      py::gil_scoped_acquire acquire;
+      try {
+        progress(done, total);
+      } catch (py::error_already_set& e) {
+        progress_error = std::make_shared<py::error_already_set>(std::move(e));
+        throw ProgressStopped{};
+      }
+    };
+  }
   plan::PipeshardStats stats;
   plan::Plan p;
   {
-    py::gil_scoped_release release;
-    auto result = plan::make_pipeshard_plan(graph, cluster, req, &stats);
-    py::gil_scoped_acquire acquire;
-    throw_if_error(result.status());
-    p = std::move(result).value();
+    std::optional<core::StatusOr<plan::Plan>> result;
+    {
+      py::gil_scoped_release release;
+      try {
+        result = plan::make_pipeshard_plan(graph, cluster, req, &stats);
+      } catch (const ProgressStopped&) {
+      }
+    }
+    if (progress_error) throw *progress_error;
+    throw_if_error(result->status());
+    p = std::move(*result).value();
   }
   py::dict solver;
   solver["num_layers"] = stats.num_layers;
   solver["num_candidates"] = stats.num_candidates;
+  solver["num_pruned_no_room"] = stats.num_pruned_no_room;
+  solver["num_pruned_imbalance"] = stats.num_pruned_imbalance;
+  solver["num_pruned_idle_axes"] = stats.num_pruned_idle_axes;
+  solver["num_costed"] = stats.num_costed;
+  solver["num_composed"] = stats.num_composed;
+  solver["num_optimistic"] = stats.num_optimistic;
+  solver["num_refined"] = stats.num_refined;
+  solver["max_composition_error"] = stats.max_composition_error;
+  solver["refinement_rounds"] = stats.refinement_rounds;
   solver["num_solved"] = stats.num_solved;
+  solver["num_time_limited"] = stats.num_time_limited;
+  solver["num_stage_graphs"] = stats.num_stage_graphs;
+  solver["num_distinct_stage_graphs"] = stats.num_distinct_stage_graphs;
+  solver["imbalance_fallback"] = stats.imbalance_fallback;
   solver["clustering_seconds"] = stats.clustering_seconds;
+  solver["extraction_seconds"] = stats.extraction_seconds;
   solver["profiling_seconds"] = stats.profiling_seconds;
   solver["dp_seconds"] = stats.dp_seconds;
+  solver["assembly_seconds"] = stats.assembly_seconds;
   solver["total_seconds"] = stats.total_seconds;
   py::dict out;
   out["plan_json"] = p.to_json().dump();
@@ -167,7 +205,10 @@ void bind_planner(py::module_& m) {
         py::arg("optimizer_state_factor"), py::arg("time_limit_s"), py::arg("num_threads"),
         py::arg("num_micro_batches"), py::arg("schedule"), py::arg("num_layers"),
         py::arg("layer_eps"), py::arg("layer_boundaries"), py::arg("stage_meshes"),
-        py::arg("max_num_stages"));
+        py::arg("max_num_stages"), py::arg("progress") = py::none(),
+        "Pipeshard plan; progress(done, total), when given, is called after each distinct "
+        "candidate ILP is solved (with the GIL held); an exception from it stops planning "
+        "and propagates.");
   m.def("plan_explain", [](const std::string& text) {
     return unwrap(plan::Plan::parse(text)).explain();
   });

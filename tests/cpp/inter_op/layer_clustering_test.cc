@@ -1,5 +1,5 @@
 // Tests cluster_layers(): hand-built graphs with known segmentations, the
-// tie-breaks, placeholders, error messages, the automatic layer count, the
+// tie-breaks (FLOP balance, bytes, earliest), placeholders, error messages, the automatic layer count, the
 // text form, and a brute-force cross-check on small random DAGs.
 #include "inter_op/layer_clustering.h"
 
@@ -92,28 +92,82 @@ TEST(LayerClusteringTest, CutsWhereTheActivationIsSmallest) {
   EXPECT_EQ(r.layer_of_node[0], 0);
 }
 
-TEST(LayerClusteringTest, SumBreaksTiesOfTheMax) {
-  // Layer 0 always reads x (100 B), so every cut has max 100; the sum
-  // prefers the 30-byte activation over the earlier 50-byte one.
+TEST(LayerClusteringTest, SumBreaksTiesOfMaxAndBalance) {
+  // Layer 0 always reads x (100 B), so every cut has max 100; the FLOP-less
+  // op 2 may join either layer (1² + 1² both ways); the sum prefers cutting
+  // at its 30-byte output over the 50-byte one before it.
   Sketch s;
   ValueRef x = s.input(100);
   ValueRef p0 = s.op1(1, {x}, 50);
-  ValueRef p1 = s.op1(1, {p0}, 30);
-  ValueRef p2 = s.op1(1, {p1}, 50);
-  s.op1(1, {p2}, 50);
+  ValueRef p1 = s.op1(0, {p0}, 30);
+  s.op1(1, {p1}, 50);
   LayerClustering r = cluster_ok(s.graph, 2);
-  EXPECT_EQ(layer_ops(s.graph, r), (Ops{{1, 2}, {3, 4}}));
+  EXPECT_EQ(layer_ops(s.graph, r), (Ops{{1, 2}, {3}}));
   EXPECT_EQ(r.total_input_bytes(), 100 + 30);
+}
+
+TEST(LayerClusteringTest, FlopBalanceBreaksTiesOfTheMax) {
+  Sketch s;
+  ValueRef v = s.input(8);
+  for (int i = 0; i < 4; ++i) v = s.op1(1, {v}, 8);
+  // bound (1 + 0.5) * 4 / 2 = 3 FLOPs: cuts after op 1, 2 or 3 all cost 8 + 8;
+  // 2² + 2² = 8 beats 1² + 3² = 10.
+  EXPECT_EQ(layer_ops(s.graph, cluster_ok(s.graph, 2, 0.5)), (Ops{{1, 2}, {3, 4}}));
 }
 
 TEST(LayerClusteringTest, EarliestBoundaryBreaksFullTies) {
   Sketch s;
   ValueRef v = s.input(8);
-  for (int i = 0; i < 4; ++i) v = s.op1(1, {v}, 8);
-  // bound (1 + 0.5) * 4 / 2 = 3 FLOPs: cuts after op 1, 2 or 3 all cost 8 + 8.
-  EXPECT_EQ(layer_ops(s.graph, cluster_ok(s.graph, 2, 0.5)), (Ops{{1}, {2, 3, 4}}));
-  // bound 2 FLOPs: only the middle cut fits.
-  EXPECT_EQ(layer_ops(s.graph, cluster_ok(s.graph, 2, 0.0)), (Ops{{1, 2}, {3, 4}}));
+  for (int i = 0; i < 3; ++i) v = s.op1(1, {v}, 8);
+  // {1} {2, 3} and {1, 2} {3}: same bytes, same 1² + 2².
+  EXPECT_EQ(layer_ops(s.graph, cluster_ok(s.graph, 2, 1.0)), (Ops{{1}, {2, 3}}));
+}
+
+/// `blocks` transformer-like blocks over a residual stream h of 64 bytes:
+/// "attn" (2 FLOPs) reads h and a 4-byte mask made once up front, "mlp"
+/// (2 FLOPs) reads h; each adds its result back to h (1 FLOP each).
+ir::Graph masked_blocks(int blocks) {
+  Sketch s;
+  ValueRef x = s.input(64);
+  ValueRef mask = s.op1(1, {x}, 4, "mask");
+  ValueRef h = s.op1(1, {x}, 64, "embed");
+  for (int b = 0; b < blocks; ++b) {
+    const std::string m = fmt::format("h.{}", b);
+    h = s.op1(1, {h, s.op1(2, {h, mask}, 64, m + ".attn")}, 64, m);
+    h = s.op1(1, {h, s.op1(2, {h}, 64, m + ".mlp")}, 64, m);
+  }
+  return s.graph;
+}
+
+TEST(LayerClusteringTest, BalanceBeatsTheByteSumOfMaskReads) {
+  // Cutting after an attention residual reads h (64 B) only when the layer
+  // holds no attention, so the byte sum alone would favour 1.5- and
+  // 0.5-block layers; balance keeps whole blocks:
+  //   {mask, embed, block 0} {block 1} {block 2} {block 3}.
+  ir::Graph g = masked_blocks(4);
+  LayerClustering r = cluster_ok(g, 4);
+  ASSERT_EQ(r.num_layers(), 4);
+  for (const ir::Node& n : g.nodes()) {
+    if (n.is_placeholder()) continue;
+    const int64_t block = n.module.rfind("h.", 0) == 0 ? n.module[2] - '0' : 0;
+    EXPECT_EQ(r.layer_of_node[n.id.index()], block) << n.name << " in " << n.module;
+  }
+  EXPECT_EQ(r.max_input_bytes(), 64 + 4);
+  for (int64_t l = 1; l < 4; ++l) EXPECT_EQ(r.layers[l].flops, 6);
+}
+
+TEST(LayerClusteringTest, BalanceNeverRaisesTheMax) {
+  // {1} {2, 3, 4} reads 8 bytes at its cut; the balanced {1, 2} {3, 4}
+  // would read 100: the max wins.
+  Sketch s;
+  ValueRef x = s.input(8);
+  ValueRef a = s.op1(1, {x}, 8);
+  ValueRef b = s.op1(1, {a}, 100);
+  ValueRef c = s.op1(1, {b}, 8);
+  s.op1(1, {c}, 8);
+  LayerClustering r = cluster_ok(s.graph, 2, 1.0);
+  EXPECT_EQ(layer_ops(s.graph, r), (Ops{{1}, {2, 3, 4}}));
+  EXPECT_EQ(r.max_input_bytes(), 8);
 }
 
 TEST(LayerClusteringTest, SkipConnectionCountsOncePerLayer) {
@@ -393,7 +447,9 @@ TEST(LayerClusteringTest, ParseErrors) {
 // Brute force: every way to place L - 1 cuts among the op nodes.
 
 struct Candidate {
-  int64_t max = 0, sum = 0;
+  int64_t max = 0;
+  double squares = 0;  // Σ layer FLOPs² (exact: small integer FLOPs)
+  int64_t sum = 0;
   std::vector<int64_t> ends;  // last op position of each layer
 };
 
@@ -427,12 +483,14 @@ std::optional<Candidate> brute_force(const ir::Graph& g, int64_t L, double eps) 
       }
       ok = flops <= bound * (1 + 1e-9) && (positive || total == 0);
       c.max = std::max(c.max, bytes);
+      c.squares += flops * flops;
       c.sum += bytes;
       c.ends.push_back(e);
       start = e + 1;
     }
     if (!ok) continue;
-    if (!best || std::tie(c.max, c.sum, c.ends) < std::tie(best->max, best->sum, best->ends)) {
+    if (!best || std::tie(c.max, c.squares, c.sum, c.ends) <
+                     std::tie(best->max, best->squares, best->sum, best->ends)) {
       best = c;
     }
   }
@@ -482,11 +540,14 @@ TEST(LayerClusteringTest, MatchesBruteForceOnRandomDags) {
     EXPECT_EQ(dp->total_input_bytes(), bf->sum);
     std::vector<int64_t> ends;
     int64_t pos = 0;
+    double squares = 0;
     for (const Layer& layer : dp->layers) {
       pos += layer.num_ops;
       ends.push_back(pos - 1);
+      squares += layer.flops * layer.flops;
       EXPECT_LE(layer.flops, (1 + eps) * g.total_flops() / static_cast<double>(L) + 1e-9);
     }
+    EXPECT_EQ(squares, bf->squares);
     EXPECT_EQ(ends, bf->ends);
     EXPECT_EQ(*LayerClustering::parse(dp->to_string()), *dp);
   }
