@@ -427,6 +427,14 @@ core::StatusOr<std::vector<int64_t>> layers_from_boundaries(
 
 core::StatusOr<Plan> make_pipeshard_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
                                          const PipeshardRequest& request, PipeshardStats* stats) {
+  if (!request.options.pins_may_name_other_stages) {
+    // Pinned names are checked against the whole model once; each stage's
+    // graph then holds only some of them.
+    ALPA_RETURN_IF_ERROR(intra_op::check_pins(graph, request.options));
+    PipeshardRequest relaxed = request;
+    relaxed.options.pins_may_name_other_stages = true;
+    return make_pipeshard_plan(graph, cluster, relaxed, stats);
+  }
   const auto t0 = Clock::now();
   PipeshardStats local;
   ALPA_RETURN_IF_ERROR(ir::verify_graph(graph));

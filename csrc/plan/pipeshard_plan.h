@@ -23,9 +23,12 @@
 // stage are given, and only those stages are solved.
 //
 // Determinism: with the same inputs the plan is the same, whatever
-// num_threads, unless a candidate ILP hits options.time_limit_s (CBC counts
-// the process's CPU time, so a limit hit depends on the machine; such
-// candidates are counted in PipeshardStats::num_time_limited and noted).
+// num_threads (ILPs are built in parallel, CBC solves one at a time), unless
+// a candidate ILP hits options.time_limit_s: CBC counts the process's CPU
+// time, so whether a limit is hit depends on the machine (and on the other
+// threads); such ILPs are counted in PipeshardStats::num_time_limited and
+// named in the plan's notes. The limit applies to each candidate ILP; the
+// chosen stages reuse their candidates' solutions.
 #pragma once
 
 #include <array>

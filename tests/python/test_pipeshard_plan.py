@@ -1,0 +1,149 @@
+"""Acceptance tests of the pipeshard planner (Alpa §5) through alpa_torch.plan:
+
+* layer clustering gives a 12-block GPT-2 whole blocks per layer (L = 12, 6, 4);
+* on a 2-host cluster, sweeping the inter-host link α/β from cheap to very
+  expensive moves the choice, for every model of a hidden-size × batch grid,
+  from a single stage (pure intra-op) to a pipeline with one host per stage,
+  monotonically, and plan.explain() says why (the chosen pipeline against the
+  best single stage, or the reverse);
+* progress(done, total) reports every distinct candidate ILP, and an
+  exception raised by it stops planning and propagates.
+
+Models are built on the meta device, so capturing and planning allocate no
+weights.
+"""
+import pytest
+import torch
+from torch import nn
+
+import alpa_torch
+from alpa_torch import _C
+from alpa_torch.cluster import Cluster
+
+
+class Block(nn.Module):
+    """x + fc2(gelu(fc1(x)))."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.fc1 = nn.Linear(d, 4 * d)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        return x + self.fc2(self.act(self.fc1(x)))
+
+
+class MlpStack(nn.Module):
+    def __init__(self, d, blocks=4):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(d) for _ in range(blocks)])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def capture_mlp(hidden, batch):
+    with torch.device("meta"):
+        model = MlpStack(hidden)
+    return alpa_torch.capture(model, (torch.randn(batch, hidden, device="meta"),))
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    transformers = pytest.importorskip("transformers")
+    transformers.utils.logging.set_verbosity_error()
+    cfg = transformers.GPT2Config(n_layer=12, n_embd=256, n_head=4, vocab_size=256,
+                                  n_positions=64, use_cache=False)
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(cfg)
+    return alpa_torch.capture(model, (torch.randint(0, 256, (2, 64), device="meta"),))
+
+
+@pytest.mark.parametrize("num_layers", [12, 6, 4])
+def test_gpt2_blocks_are_never_split(gpt2, num_layers):
+    result = _C.cluster_layers(gpt2.graph, num_layers=num_layers)
+    assert result["num_layers"] == num_layers
+    per_layer = 12 // num_layers
+    layer_of_node = result["layer_of_node"]
+    for node in gpt2.nodes:
+        if node.kind == "op" and node.module.startswith("transformer.h."):
+            block = int(node.module.split(".")[2])
+            assert layer_of_node[node.id] == block // per_layer, (node.name, node.module)
+    flops = result["layer_flops"]
+    # Equal blocks, equal layers; the first holds the embeddings, the last the head.
+    assert len(set(flops[1:-1])) <= 1
+    assert max(flops) / min(flops) < 1.25
+
+
+def two_hosts(factor):
+    """2 hosts × 2 A100s whose inter-host link is `factor` times the preset's."""
+    base = Cluster.preset("a100-40gb", 2, 2).to_dict()["inter_host"]
+    return Cluster.preset("a100-40gb", 2, 2).with_links(
+        inter_alpha=base["alpha"] * factor, inter_beta=base["beta"] * factor)
+
+
+def hosts_of(stage, devices_per_host=2):
+    return {d // devices_per_host for d in stage.device_ids}
+
+
+GRID = [(256, 64), (256, 1024), (1024, 64), (1024, 1024)]  # (hidden, batch)
+SWEEP = [1e-4, 1e-2, 1.0, 1e2, 1e4]  # inter-host α and β, times the preset's
+
+
+@pytest.mark.parametrize("hidden,batch", GRID)
+def test_choice_moves_from_intra_op_to_pipelining_as_links_get_costlier(hidden, batch):
+    graph = capture_mlp(hidden, batch)
+    stages = []
+    for factor in SWEEP:
+        plan = alpa_torch.plan(graph, cluster=two_hosts(factor), method="pipeshard",
+                               num_micro_batches=4)
+        stages.append(len(plan.stages))
+        text = plan.explain()
+        if len(plan.stages) == 1:
+            assert plan.stages[0].device_ids == [0, 1, 2, 3]
+            assert "pure intra-op: a single stage on all 4 devices" in text, text
+            assert "beats the best pipeline of >= 2 stages" in text, text
+        else:
+            for stage in plan.stages:
+                assert len(hosts_of(stage)) == 1, (factor, stage.device_ids, text)
+            assert "best single stage on all 4 devices (pure intra-op)" in text, text
+            assert "pipelining is" in text and "% faster" in text, text
+        assert "stage DP (Alpa §5.2) over 4 layers" in text, text
+    pipelined = [n > 1 for n in stages]
+    assert not pipelined[0], f"cheap links should keep one stage: {stages}"
+    assert pipelined[-1], f"very expensive inter-host links should pipeline: {stages}"
+    switch = pipelined.index(True)
+    assert all(pipelined[switch:]), f"the switch must be monotone along the sweep: {stages}"
+
+
+def test_progress_reports_each_distinct_ilp():
+    graph = capture_mlp(256, 64)
+    calls = []
+    plan = alpa_torch.plan(graph, cluster=two_hosts(1.0), method="pipeshard",
+                           num_micro_batches=4, progress=lambda d, t: calls.append((d, t)))
+    solved = plan.solver["num_solved"]
+    assert solved > 0
+    assert [d for d, _ in calls] == list(range(1, solved + 1))
+    assert all(1 <= d <= t <= solved for d, t in calls)
+    assert calls[-1] == (solved, solved)
+
+
+def test_progress_exception_propagates_and_bad_progress_arguments():
+    graph = capture_mlp(256, 64)
+    seen = []
+
+    def stop(done, total):
+        seen.append(done)
+        raise KeyError("stop planning")
+
+    with pytest.raises(KeyError, match="stop planning"):
+        alpa_torch.plan(graph, cluster=two_hosts(1.0), method="pipeshard", num_micro_batches=4,
+                        progress=stop)
+    assert seen == [1]
+    with pytest.raises(TypeError, match="progress must be a callable"):
+        alpa_torch.plan(graph, cluster=two_hosts(1.0), method="pipeshard", progress=3)
+    with pytest.raises(ValueError, match="method='intra_op' solves one ILP"):
+        alpa_torch.plan(graph, mesh_shape=(1, 2), progress=print)
