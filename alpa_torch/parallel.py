@@ -136,6 +136,19 @@ def _block_permute(t: torch.Tensor, spec: Spec, mesh: MeshGroups, inverse: bool 
     return t
 
 
+def sharded_parameter(param: torch.Tensor, spec_text: str, mesh: MeshGroups) -> torch.nn.Parameter:
+    """This rank's piece of a whole parameter as a DTensor Parameter laid
+    out as `spec_text` (block-interleaved dims permuted, see _block_permute)."""
+    spec = Spec.parse(spec_text)
+    full = _block_permute(param.detach(), spec, mesh)
+    local = local_ops.take_local(full, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
+    dtensor = DTensor.from_local(local.clone(), mesh.device_mesh, _placements(spec),
+                                 run_check=False)
+    new = torch.nn.Parameter(dtensor, requires_grad=param.requires_grad)
+    new._alpa_spec = spec_text  # type: ignore[attr-defined]
+    return new
+
+
 def _distribute_parameters(model, captured, stage, mesh: MeshGroups) -> None:
     specs = stage.param_specs
     for p in model.parameters():  # every rank starts from rank 0's weights
@@ -149,13 +162,7 @@ def _distribute_parameters(model, captured, stage, mesh: MeshGroups) -> None:
         if id(param) in replaced:
             setattr(module, leaf, replaced[id(param)])
             continue
-        spec = Spec.parse(specs[fqn])
-        full = _block_permute(param.detach(), spec, mesh)
-        local = local_ops.take_local(full, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
-        dtensor = DTensor.from_local(local.clone(), mesh.device_mesh, _placements(spec),
-                                     run_check=False)
-        new = torch.nn.Parameter(dtensor, requires_grad=param.requires_grad)
-        new._alpa_spec = specs[fqn]  # type: ignore[attr-defined]
+        new = sharded_parameter(param, specs[fqn], mesh)
         replaced[id(param)] = new
         setattr(module, leaf, new)
     # Buffers become DTensors too, laid out as the plan reads them, so that

@@ -33,7 +33,7 @@ from alpa_torch.capture import capture
 from alpa_torch.distributed import MeshGroups
 from alpa_torch.local_params import LocalParameters
 from alpa_torch.parallel import (_block_permute, _check_same_graph_everywhere, _gather_full,
-                                 _placements, _plan_on_rank0, _slice_input)
+                                 _placements, _plan_on_rank0, _slice_input, sharded_parameter)
 from alpa_torch.plan import Plan, Stage
 from alpa_torch.rewrite import (LocalProgram, Spec, _Rewriter, _spec_text,
                                 bucket_parameter_gradients)
@@ -407,13 +407,7 @@ def _keep_stage_state(model, captured, pipeline: _Pipeline) -> None:
             replaced[id(param)] = None
             module._parameters[leaf] = None
             continue
-        spec = Spec.parse(specs[canonical])
-        full = _block_permute(param.detach(), spec, mesh)
-        local = local_ops.take_local(full, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
-        dtensor = DTensor.from_local(local.clone(), mesh.device_mesh, _placements(spec),
-                                     run_check=False)
-        new = torch.nn.Parameter(dtensor, requires_grad=param.requires_grad)
-        new._alpa_spec = specs[canonical]  # type: ignore[attr-defined]
+        new = sharded_parameter(param, specs[canonical], mesh)
         replaced[id(param)] = new
         module._parameters[leaf] = new
     node_specs = stage.node_specs
