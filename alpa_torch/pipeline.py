@@ -35,8 +35,7 @@ from alpa_torch.local_params import LocalParameters
 from alpa_torch.parallel import (_block_permute, _check_same_graph_everywhere, _gather_full,
                                  _placements, _plan_on_rank0, _slice_input, sharded_parameter)
 from alpa_torch.plan import Plan, Stage
-from alpa_torch.rewrite import (LocalProgram, Spec, _Rewriter, _spec_text,
-                                bucket_parameter_gradients)
+from alpa_torch.rewrite import LocalProgram, Spec, _Rewriter, _spec_text
 
 
 # ---- rewrite of one stage ---------------------------------------------------
@@ -86,12 +85,7 @@ class _StageRewriter(_Rewriter):
             outputs.append(self.env[value])
             out_specs.append(_spec_text(self.spec_of[value]))
         self.graph.output(tuple(outputs))
-        bucket_parameter_gradients(self.graph, set(self.alias_of))
-        self.graph.lint()
-        module = torch.fx.GraphModule(torch.nn.Module(), self.graph)
-        placeholder_specs = {n.name: _spec_text(s) for n, s in self.spec_of.items()
-                             if n.op == "placeholder"}
-        program = LocalProgram(module, placeholder_specs, out_specs, [])
+        program = self.finish(out_specs, [])
         program.arg_plan = arg_plan
         program.buffer_views = self.buffer_views
         return program

@@ -344,6 +344,16 @@ class _Rewriter:
         return self.call(local_ops.sync_batch_norm, x, weight, bias, rmean, rvar, training,
                          momentum, eps, self.group(axes), total)
 
+    def finish(self, out_specs, out_shapes) -> LocalProgram:
+        """The emitted graph (outputs set) as a LocalProgram: parameter
+        gradients bucketed, linted, wrapped in a GraphModule."""
+        bucket_parameter_gradients(self.graph, set(self.alias_of))
+        self.graph.lint()
+        module = torch.fx.GraphModule(torch.nn.Module(), self.graph)
+        placeholder_specs = {n.name: _spec_text(s) for n, s in self.spec_of.items()
+                             if n.op == "placeholder"}
+        return LocalProgram(module, placeholder_specs, out_specs, out_shapes)
+
     def build(self) -> LocalProgram:
         outputs: List[Any] = []
         out_specs: List[Optional[str]] = []
@@ -370,12 +380,7 @@ class _Rewriter:
                         out_specs.append(None)
                         out_shapes.append(None)
                 self.graph.output(tuple(outputs))
-        bucket_parameter_gradients(self.graph, set(self.alias_of))
-        self.graph.lint()
-        module = torch.fx.GraphModule(torch.nn.Module(), self.graph)
-        placeholder_specs = {n.name: _spec_text(s) for n, s in self.spec_of.items()
-                             if n.op == "placeholder"}
-        program = LocalProgram(module, placeholder_specs, out_specs, out_shapes)
+        program = self.finish(out_specs, out_shapes)
         # original node name -> (local node name, its spec), for debugging tools
         program.value_map = {n.name: (v.name, _spec_text(self.spec_of[n]))
                              for n, v in self.env.items() if n in self.spec_of}

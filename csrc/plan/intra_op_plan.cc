@@ -22,6 +22,17 @@ void add_records(StagePlan& stage, const std::string& node,
 
 }  // namespace
 
+Plan empty_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
+                const intra_op::IntraOpOptions& options) {
+  Plan plan;
+  plan.graph_name = graph.name();
+  plan.graph_fingerprint = fmt::format("{:016x}", graph.fingerprint());
+  plan.cluster = cluster;
+  plan.cost_mode = options.cost.mode == cost::CostOptions::Mode::kAlpa ? "alpa" : "seconds";
+  plan.memory_budget = options.memory_budget;
+  return plan;
+}
+
 core::StatusOr<SolvedStage> plan_stage(const ir::Graph& graph, const mesh::DeviceMesh& mesh,
                                        const intra_op::IntraOpOptions& options, int64_t index) {
   ALPA_ASSIGN_OR_RETURN(intra_op::CostGraph cg, intra_op::CostGraph::build(graph, mesh, options));
@@ -72,12 +83,7 @@ core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Clus
     mesh.set_axis_link(1, (*request.axis_links)[1]);
   }
   ALPA_ASSIGN_OR_RETURN(SolvedStage solved, plan_stage(graph, mesh, request.options, 0));
-  Plan plan;
-  plan.graph_name = graph.name();
-  plan.graph_fingerprint = fmt::format("{:016x}", graph.fingerprint());
-  plan.cluster = cluster;
-  plan.cost_mode = request.options.cost.mode == cost::CostOptions::Mode::kAlpa ? "alpa" : "seconds";
-  plan.memory_budget = request.options.memory_budget;
+  Plan plan = empty_plan(graph, cluster, request.options);
   plan.warnings = solved.result.warnings;
   solved.stage.submesh = {1, mesh.num_devices()};
   plan.stages.push_back(std::move(solved.stage));

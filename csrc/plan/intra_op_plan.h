@@ -21,6 +21,11 @@ struct IntraOpRequest {
   intra_op::IntraOpOptions options;
 };
 
+/// A plan with no stages yet: the graph's name and fingerprint, the
+/// cluster, and the cost mode and memory budget of `options`.
+Plan empty_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
+                const intra_op::IntraOpOptions& options);
+
 /// A stage planned by the intra-op pass, with the solver's figures.
 struct SolvedStage {
   StagePlan stage;

@@ -153,12 +153,7 @@ core::StatusOr<Plan> assemble(const ir::Graph& graph, const mesh::Cluster& clust
   std::vector<mesh::SubmeshShape> shapes;
   for (const ChosenStage& c : chosen) shapes.push_back(c.submesh);
   ALPA_ASSIGN_OR_RETURN(auto placement, mesh::place_submeshes(cluster, shapes));
-  Plan plan;
-  plan.graph_name = graph.name();
-  plan.graph_fingerprint = fmt::format("{:016x}", graph.fingerprint());
-  plan.cluster = cluster;
-  plan.cost_mode = request.options.cost.mode == cost::CostOptions::Mode::kAlpa ? "alpa" : "seconds";
-  plan.memory_budget = request.options.memory_budget;
+  Plan plan = empty_plan(graph, cluster, request.options);
   plan.num_micro_batches = request.num_micro_batches;
   plan.schedule = request.schedule;
   plan.num_layers = layering.num_layers;
