@@ -71,6 +71,9 @@ setup(
     extras_require={"test": ["pytest", "transformers>=4.45"]},
     entry_points={
         "console_scripts": ["alpa-torch = alpa_torch.cli:main"],
+        # torch.compile(model, backend="alpa") finds the backend here, so the
+        # user need not import alpa_torch first
+        "torch_dynamo_backends": ["alpa = alpa_torch.backend:alpa_backend"],
     },
     zip_safe=False,
 )

@@ -191,19 +191,24 @@ class AlpaParallelModule:
 
     def full_state_dict(self) -> Dict[str, torch.Tensor]:
         """Plain tensors equal to the single-process model's state_dict()."""
-        mesh = self._alpa_runner.mesh
-        out = {}
-        for name, value in self.state_dict().items():
-            if isinstance(value, DTensor):
-                full = value.full_tensor()
-                param = _param_by_name(self, name)
-                spec_text = getattr(param, "_alpa_spec", None)
-                if spec_text is not None:
-                    full = _block_permute(full, Spec.parse(spec_text), mesh, inverse=True)
-                out[name] = full
-            else:
-                out[name] = value
-        return out
+        return full_state_dict(self, self._alpa_runner.mesh)
+
+
+def full_state_dict(model: torch.nn.Module, mesh: MeshGroups) -> Dict[str, torch.Tensor]:
+    """``model.state_dict()`` with every DTensor gathered whole (and its
+    block-interleaved dims put back in order)."""
+    out = {}
+    for name, value in model.state_dict().items():
+        if isinstance(value, DTensor):
+            full = value.full_tensor()
+            param = _param_by_name(model, name)
+            spec_text = getattr(param, "_alpa_spec", None)
+            if spec_text is not None:
+                full = _block_permute(full, Spec.parse(spec_text), mesh, inverse=True)
+            out[name] = full
+        else:
+            out[name] = value
+    return out
 
 
 def _param_by_name(model, name):

@@ -5,6 +5,7 @@ under torchrun it uses the processes torchrun started (NCCL on GPUs):
 
     python examples/train_gpt.py                          # 4 CPU processes
     python examples/train_gpt.py --mesh 2 2 --layers 4 --hidden 512 --steps 20
+    python examples/train_gpt.py --compile                # torch.compile(backend="alpa")
     torchrun --nproc-per-node 8 examples/train_gpt.py --mesh 1 8 --cluster a100-40gb
 
 Rank 0 prints the plan (per-parameter specs, collectives, predicted step
@@ -37,6 +38,8 @@ def parse_args(argv=None):
                    help="hardware to plan for (a100-40gb, h100-80gb, cpu-gloo); "
                         "default: the local CPU processes")
     p.add_argument("--cost-mode", default="seconds", choices=["seconds", "alpa"])
+    p.add_argument("--compile", action="store_true",
+                   help='torch.compile(model, backend="alpa") instead of alpa_torch.parallelize')
     return p.parse_args(argv)
 
 
@@ -62,23 +65,33 @@ def train(args) -> None:
     tokens = torch.randint(0, args.vocab, (args.batch, args.seq + 1), generator=g).to(device)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     start = time.perf_counter()
-    pmodel = alpa_torch.parallelize(model, (inputs,), mesh_shape=tuple(args.mesh),
-                                    cluster=args.cluster, cost_mode=args.cost_mode)
-    if rank == 0:
-        plan = pmodel.alpa_plan
-        print(f"planned + sharded in {time.perf_counter() - start:.1f} s on "
-              f"{dist.get_world_size()} ranks ({dist.get_backend()})")
-        print(plan.explain())
+    options = dict(mesh_shape=tuple(args.mesh), cluster=args.cluster, cost_mode=args.cost_mode)
+    if args.compile:
+        # no alpa_torch import needed: the backend is found by its entry point;
+        # each graph is planned and the parameters sharded at the first call
+        pmodel = torch.compile(model, backend="alpa", options=options)
+    else:
+        pmodel = alpa_torch.parallelize(model, (inputs,), **options)
+        report_plan(rank, pmodel.alpa_plan, start)
     opt = torch.optim.AdamW(pmodel.parameters(), lr=args.lr)
     for step in range(args.steps):
         t0 = time.perf_counter()
         logits = pmodel(inputs).logits
+        if args.compile and step == 0:
+            report_plan(rank, model.alpa_plans[0], start)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, args.vocab), targets.reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
         if rank == 0:
             print(f"step {step:3d}  loss {loss.item():.4f}  {time.perf_counter() - t0:.3f} s", flush=True)
+
+
+def report_plan(rank, plan, start) -> None:
+    if rank == 0:
+        print(f"planned + sharded in {time.perf_counter() - start:.1f} s on "
+              f"{dist.get_world_size()} ranks ({dist.get_backend()})")
+        print(plan.explain())
 
 
 def _worker(rank, world, port, argv):

@@ -1,0 +1,527 @@
+"""``torch.compile(model, backend="alpa")``: Alpa's plan for every graph Dynamo captures.
+
+Registered through the ``torch_dynamo_backends`` entry point (setup.py), so
+``backend="alpa"`` works without importing alpa_torch first. Options come as
+``torch.compile(model, backend="alpa", options={...})``: ``mesh_shape``,
+``timeout`` and any option of ``alpa_torch.plan`` (``cost_mode``,
+``memory_budget``, ``plan_overrides``, ``optimizer``, ...).
+
+What happens to the model
+-------------------------
+Dynamo hands the backend an FX graph whose parameters are graph inputs. The
+parameters must end up as DTensors (as ``parallelize`` leaves them) so that
+the optimizer, ``clip_grad_norm_`` and ``state_dict()`` see the planned
+layout, but Dynamo must never trace the model's Python with DTensor
+parameters: DTensor rejects plain tensors mixed with DTensors, and its own
+sharding rules know nothing of our plan. So the module the parameters
+belong to (the *root*) is adopted the first time the backend sees it:
+
+* its class is extended (as ``parallelize`` does) with a ``forward`` that
+  Dynamo does not trace. That forward puts, for the duration of the call,
+  each parameter's *placeholder* back into the module — the original
+  ``nn.Parameter`` object, whose storage is released once its shard exists —
+  and calls the original forward compiled by Dynamo with this backend (a
+  copy of its code object, so that Dynamo's cache for it is our own);
+* outside forward the module holds the DTensor shards: ``parameters()``,
+  ``state_dict()`` and ``zero_grad()`` see DTensors, as after ``parallelize``;
+* the frame being compiled when the root is adopted is run eagerly once
+  (``SkipFrame``), which sends the first call through the new forward too.
+
+Each graph is planned lazily, at its first call with a given signature (the
+shapes of its tensor inputs and the values of its integer inputs), because
+Dynamo recompiles a graph with symbolic sizes after a shape changes: plans
+are cached by (graph fingerprint, mesh, options, pinned specs). Rank 0 plans
+and broadcasts, as in ``parallelize``. A parameter read by a second graph
+(a graph break inside the model) is pinned there to the layout its first
+graph chose. Buffers stay whole on every rank (pinned replicated).
+
+An optimizer built from ``model.parameters()`` before the first call holds
+the placeholders; a global optimizer step pre-hook swaps them for their
+DTensor shards (and shards any optimizer state already there) on its first
+step.
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+import types
+import warnings
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+
+from alpa_torch.distributed import DEFAULT_TIMEOUT, MeshGroups
+
+_SOURCE = re.compile(r"^(?P<scope>[LG])\['(?P<root>[^']+)'\](?P<path>(?:\._modules\['[^']+'\])*)"
+                     r"\._parameters\['(?P<leaf>[^']+)'\]$")
+_PLAN_ONLY_OPTIONS = ("cluster", "memory_budget", "cost_mode", "mesh_alpha", "mesh_beta",
+                      "plan_overrides", "optimizer", "time_limit_s", "num_threads")
+_OPTIONS = ("mesh_shape", "timeout") + _PLAN_ONLY_OPTIONS
+
+
+def alpa_backend(gm: torch.fx.GraphModule, example_inputs: List[Any],
+                 options: Optional[Dict[str, Any]] = None):
+    """The Dynamo backend. Plans nothing yet: returns a callable that plans
+    each signature of ``gm`` at its first call (see the module docstring)."""
+    opts = _check_options(options)
+    broke = _warn_graph_breaks()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 \
+            and opts.get("mesh_shape") in (None, (1, 1), [1, 1], 1, (1,)):
+        return _single_process(gm, opts)
+    roots = _unadopted_roots(gm, example_inputs)
+    states = [_adopt(root, opts) for root in roots]
+    if len(states) == 1 and not broke:
+        # The graph is the whole frame: it runs sharded now, and the shards
+        # go into the module when it returns.
+        return _CompiledGraph(gm, example_inputs, opts, states[0], install_shards=True)
+    if states:
+        # A graph break follows (or several modules): later graphs of this
+        # frame would be traced with DTensor parameters. Run the frame
+        # eagerly once instead; the next call goes through the adopted forward.
+        raise torch._dynamo.exc.SkipFrame("alpa_torch adopted the model's parameters")
+    return _CompiledGraph(gm, example_inputs, opts, None)
+
+
+# ---- options --------------------------------------------------------------------
+
+def _check_options(options) -> Dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"torch.compile(backend='alpa', options=...) takes a dict, got "
+                        f"{type(options).__name__}")
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if "method" in options and options["method"] != "intra_op":
+        raise ValueError(
+            "the alpa torch.compile backend plans each Dynamo graph on the whole mesh "
+            "(intra-op); for pipeline parallelism use alpa_torch.parallelize(model, ..., "
+            "method='pipeshard')")
+    unknown = [k for k in unknown if k != "method"]
+    if unknown:
+        raise ValueError(f"unknown alpa backend option(s) {unknown}; known: {sorted(_OPTIONS)}")
+    opts = dict(options)
+    opts.pop("method", None)
+    if "timeout" in opts and not isinstance(opts["timeout"], datetime.timedelta):
+        opts["timeout"] = datetime.timedelta(seconds=float(opts["timeout"]))
+    return opts
+
+
+def _mesh_shape(opts) -> Tuple[int, int]:
+    world = dist.get_world_size()
+    shape = opts.get("mesh_shape")
+    if shape is None:
+        return (world, 1)
+    shape = (1, shape) if isinstance(shape, int) else tuple(shape)
+    if len(shape) == 1:
+        shape = (1, shape[0])
+    if len(shape) != 2 or shape[0] * shape[1] != world:
+        raise ValueError(f"alpa backend option mesh_shape={opts['mesh_shape']!r} does not cover "
+                         f"the job's {world} ranks; pass (n0, n1) with n0 * n1 = {world}")
+    n0, n1 = int(shape[0]), int(shape[1])
+    # the planner reads a one-axis mesh as (n, 1) (specs say S0 on it)
+    return (n1, n0) if n0 == 1 else (n0, n1)
+
+
+_meshes: Dict[Any, MeshGroups] = {}
+
+
+def _mesh_groups(shape, opts) -> MeshGroups:
+    """One set of process groups per (mesh, timeout): creating groups is
+    collective, and every graph and module of the job shares them."""
+    timeout = opts.get("timeout", DEFAULT_TIMEOUT)
+    key = (tuple(shape), timeout)
+    if key not in _meshes:
+        _meshes[key] = MeshGroups(shape, timeout=timeout)
+    return _meshes[key]
+
+
+# ---- graph breaks ------------------------------------------------------------
+
+_seen_breaks: Dict[str, int] = {}
+
+
+def _warn_graph_breaks() -> bool:
+    """Dynamo counts each graph break by its reason before compiling the
+    graph that ends there: name the new ones. True if there was one."""
+    from torch._dynamo.utils import counters
+    broke = False
+    for reason, count in list(counters["graph_break"].items()):
+        if _seen_breaks.get(reason, 0) < count:
+            _seen_breaks[reason] = count
+            broke = True
+            first = next((line.strip() for line in str(reason).splitlines() if line.strip()), "")
+            warnings.warn(
+                f"alpa: graph break ({first}); the graphs on either side are planned "
+                f"separately, and values cross the break whole on every rank. Remove the "
+                f"break to plan the model as one graph.", stacklevel=2)
+    return broke
+
+
+# ---- one process -------------------------------------------------------------------
+
+_warned_single = False
+
+
+def _single_process(gm, opts):
+    """No process group (or one rank): the graph runs as is; the plan on one
+    device shards nothing."""
+    global _warned_single
+    if not _warned_single:
+        _warned_single = True
+        warnings.warn("alpa: one process (torch.distributed not initialized or world size 1): "
+                      "graphs run unsharded; launch with torchrun to shard them", stacklevel=3)
+    return gm.forward
+
+
+# ---- adoption of the module that owns the parameters -------------------------------
+
+def _unadopted_roots(gm, example_inputs) -> List[torch.nn.Module]:
+    """The modules (named by the graph's parameter sources) not yet adopted."""
+    from torch._dynamo.symbolic_convert import InstructionTranslator
+    tx = InstructionTranslator.current_tx()
+    roots: Dict[int, torch.nn.Module] = {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for node, value in zip(placeholders, example_inputs):
+        if not isinstance(value, torch.nn.Parameter):
+            continue
+        grapharg = node.meta.get("grapharg")
+        name = grapharg.source.name if grapharg is not None else ""
+        if callable(name):
+            name = name()
+        m = _SOURCE.match(name or "")
+        if m is None:
+            continue  # a parameter reached other than through a module: an input
+        scope = tx.f_locals if m.group("scope") == "L" else tx.f_globals
+        root = scope.get(m.group("root"))
+        if isinstance(root, torch.nn.Module) and not isinstance(root, AlpaCompiledModule):
+            roots[id(root)] = root
+    return list(roots.values())
+
+
+class AlpaCompiledModule:
+    """Mixin placed before the model's class when the alpa backend adopts it."""
+
+    @torch._dynamo.disable
+    def forward(self, *args, **kwargs):
+        state: _RootState = self._alpa_compile
+        state.install_placeholders()
+        try:
+            return state.compiled_forward(*args, **kwargs)
+        finally:
+            state.install_shards()
+
+    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+        """Plain tensors equal to the single-process model's state_dict()."""
+        from alpa_torch.parallel import full_state_dict
+        return full_state_dict(self, self._alpa_compile.mesh)
+
+    @property
+    def alpa_plans(self):
+        """The plan of each graph (and input signature) run so far, in order."""
+        return list(self._alpa_compile.plans)
+
+
+class _RootState:
+    """An adopted module: its parameters, their shards and the compiled forward."""
+
+    def __init__(self, root: torch.nn.Module, opts):
+        self.root = root
+        self.model_name = type(root).__name__
+        self.opts = opts
+        self.mesh_shape = _mesh_shape(opts)
+        self.mesh = _mesh_groups(self.mesh_shape, opts)
+        # placeholder id -> (fqn, owning module, attribute name); tied
+        # parameters keep their first name
+        self.slots: Dict[int, Tuple[str, torch.nn.Module, str]] = {}
+        self.owners: Dict[int, List[Tuple[torch.nn.Module, str]]] = {}
+        for fqn, p in root.named_parameters(remove_duplicate=False):
+            owner, _, leaf = fqn.rpartition(".")
+            module = root.get_submodule(owner) if owner else root
+            self.slots.setdefault(id(p), (fqn, module, leaf))
+            self.owners.setdefault(id(p), []).append((module, leaf))
+        self.placeholders: Dict[int, torch.nn.Parameter] = {
+            id(p): p for p in root.parameters()}
+        self.shards: Dict[int, torch.nn.Parameter] = {}  # placeholder id -> DTensor
+        self.specs: Dict[str, str] = {}  # fqn -> spec of its shard
+        self.plans: List[Any] = []
+        self.compiled_forward = None
+        from alpa_torch.local_params import LocalParameters
+        self.local_params = LocalParameters()
+
+    def install_placeholders(self) -> None:
+        for key, shard in self.shards.items():
+            for module, leaf in self.owners[key]:
+                module._parameters[leaf] = self.placeholders[key]
+
+    def install_shards(self) -> None:
+        for key, shard in self.shards.items():
+            for module, leaf in self.owners[key]:
+                module._parameters[leaf] = shard
+
+    def shard(self, placeholder: torch.nn.Parameter, spec: str) -> torch.nn.Parameter:
+        from alpa_torch.parallel import sharded_parameter
+        key = id(placeholder)
+        if key not in self.shards:
+            fqn = self.slots[key][0]
+            dist.broadcast(placeholder.data, src=0)  # every rank starts from rank 0's weights
+            new = sharded_parameter(placeholder, spec, self.mesh)
+            new._alpa_mesh = self.mesh
+            self.shards[key] = new
+            self.specs[fqn] = spec
+            placeholder._alpa_shard = new  # for the optimizer hook
+            # the placeholder keeps its shape for Dynamo's guards; its memory
+            # (and a whole gradient from an eager first step) goes
+            placeholder.grad = None
+            placeholder.data.untyped_storage().resize_(0)
+        return self.shards[key]
+
+
+def _adopt(root: torch.nn.Module, opts) -> _RootState:
+    state = _RootState(root, opts)
+    cls = root.__class__
+    original = cls.forward
+    fresh = types.FunctionType(original.__code__.replace(), original.__globals__,
+                               original.__name__, original.__defaults__, original.__closure__)
+    fresh.__kwdefaults__ = original.__kwdefaults__
+    backend = functools.partial(_inner_backend, state=state)
+    state.compiled_forward = torch.compile(functools.partial(fresh, root), backend=backend)
+    root.__class__ = type(f"AlpaCompiled{cls.__name__}", (AlpaCompiledModule, cls), {})
+    root._alpa_compile = state
+    _register_optimizer_hook()
+    return state
+
+
+def _inner_backend(gm, example_inputs, state: _RootState):
+    _warn_graph_breaks()
+    return _CompiledGraph(gm, example_inputs, state.opts, state)
+
+
+# ---- the optimizer sees the shards ---------------------------------------------
+
+_hook_handle = None
+
+
+def _register_optimizer_hook() -> None:
+    global _hook_handle
+    if _hook_handle is None:
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+        _hook_handle = register_optimizer_step_pre_hook(_swap_in_shards)
+
+
+def _swap_in_shards(optimizer, args, kwargs) -> None:
+    for group in optimizer.param_groups:
+        params = group["params"]
+        for i, p in enumerate(params):
+            shard = getattr(p, "_alpa_shard", None)
+            if shard is None:
+                continue
+            params[i] = shard
+            old = optimizer.state.pop(p, None)
+            if old:
+                optimizer.state[shard] = {k: _shard_like(v, p, shard) for k, v in old.items()}
+
+
+def _shard_like(value, placeholder, shard):
+    """Optimizer state stepped before the first call (whole tensors) laid
+    out as the parameter's shard."""
+    from alpa_torch.parallel import sharded_parameter
+    if isinstance(value, torch.Tensor) and value.shape == shard.shape and value.dim() > 0:
+        return sharded_parameter(value, shard._alpa_spec, shard._alpa_mesh).detach()
+    return value
+
+
+# ---- one graph ---------------------------------------------------------------------
+
+_plan_cache: Dict[Any, Any] = {}
+_stats = {"graphs": 0, "programs": 0, "plans": 0}
+
+
+def stats() -> Dict[str, int]:
+    """Counts since the process started: Dynamo graphs run through the
+    backend, per-signature programs built, and plans solved (the rest came
+    from the plan cache)."""
+    return dict(_stats)
+
+
+class _CompiledGraph:
+    """One Dynamo graph: planned and rewritten per signature, at first call."""
+
+    def __init__(self, gm, example_inputs, opts, state: Optional[_RootState],
+                 install_shards: bool = False):
+        self.gm = gm
+        self.install_shards = install_shards
+        self.opts = opts
+        self.state = state
+        self.mesh = state.mesh if state is not None else None
+        self.programs: Dict[Any, Any] = {}
+
+    def __call__(self, *args):
+        key = tuple((tuple(a.shape), a.dtype, a.requires_grad) if isinstance(a, torch.Tensor)
+                    else ("value", a) for a in args)
+        runner = self.programs.get(key)
+        if runner is None:
+            if not self.programs:
+                _stats["graphs"] += 1
+            runner = self.programs[key] = self._build(args)
+            _stats["programs"] += 1
+        user = [args[i] for i in runner.user_positions]
+        out = runner.run(user, args)
+        if self.install_shards:
+            self.state.install_shards()
+        return out
+
+    def _build(self, args):
+        from alpa_torch.capture import capture
+        from alpa_torch.parallel import _check_same_graph_everywhere, _plan_on_rank0
+        from alpa_torch.rewrite import build_local_program
+
+        if self.mesh is None:
+            self.mesh = _mesh_groups(_mesh_shape(self.opts), self.opts)
+        layout = _Layout(self.gm, args, self.state)
+        name = self.state.model_name if self.state is not None else "dynamo_graph"
+        captured = capture(layout.capture_module(), tuple(args[i] for i in layout.user_positions),
+                           name=name)
+        _check_same_graph_everywhere(captured)
+        pins = dict(self.opts.get("plan_overrides") or {})
+        if self.state is not None:
+            pins.update({fqn: spec for fqn, spec in self.state.specs.items()
+                         if fqn in layout.param_fqns})
+        for n in captured.graph.nodes:
+            rank = len(n.outputs[0][0]) if n.kind == "buffer" else 0
+            if rank > 0:
+                pins.setdefault(n.name, "R" * rank)
+        plan_opts = {k: v for k, v in self.opts.items() if k in _PLAN_ONLY_OPTIONS}
+        plan_opts["plan_overrides"] = pins
+        cache_key = (captured.graph.fingerprint(), self.mesh.shape,
+                     repr(sorted((k, repr(v)) for k, v in plan_opts.items())))
+        the_plan = _plan_cache.get(cache_key)
+        if the_plan is None:
+            the_plan = _plan_on_rank0(captured, self.mesh.shape, plan_opts)
+            _plan_cache[cache_key] = the_plan
+            _stats["plans"] += 1
+        stage = the_plan.stages[0]
+        if self.state is not None:
+            self.state.plans.append(the_plan)
+        if tuple(stage.mesh_shape) != tuple(self.mesh.shape):
+            raise RuntimeError(f"alpa: the plan's mesh {stage.mesh_shape} is not the job's "
+                               f"{self.mesh.shape}")
+        view = layout.view_module(self.state, stage.param_specs, args)
+        program = build_local_program(captured.exported, captured, stage, self.mesh)
+        return _GraphRunner(view, captured, program, self.mesh, the_plan, layout.user_positions,
+                            self.state)
+
+
+class _Layout:
+    """Which inputs of a Dynamo graph are parameters, buffers, values and
+    user tensors, and the module the graph is captured from."""
+
+    def __init__(self, gm, args, state: Optional[_RootState]):
+        self.gm = gm
+        self.args = args
+        self.state = state
+        self.kinds: List[Tuple[str, str]] = []  # (kind, fqn) per graph input
+        self.user_positions: List[int] = []
+        self.param_fqns = set()
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        for i, (node, a) in enumerate(zip(placeholders, args)):
+            slot = state.slots.get(id(a)) if state is not None else None
+            if slot is not None and isinstance(a, torch.nn.Parameter):
+                self.kinds.append(("parameter", slot[0]))
+                self.param_fqns.add(slot[0])
+            elif isinstance(a, torch.Tensor) and _is_buffer(node):
+                self.kinds.append(("buffer", f"_dynamo_buffer_{i}"))
+            elif isinstance(a, torch.Tensor):
+                self.kinds.append(("input", ""))
+                self.user_positions.append(i)
+            else:
+                self.kinds.append(("value", ""))
+
+    def _tree(self, leaves: Dict[str, Tuple[str, torch.Tensor]]) -> torch.nn.Module:
+        root = torch.nn.Module()
+        for fqn, (kind, value) in leaves.items():
+            owner, _, leaf = fqn.rpartition(".")
+            module = root
+            for part in owner.split(".") if owner else []:
+                if part not in module._modules:
+                    module.add_module(part, torch.nn.Module())
+                module = module._modules[part]
+            if kind == "parameter":
+                module._parameters[leaf] = value
+            else:
+                module._buffers[leaf] = value
+        return root
+
+    def capture_module(self) -> torch.nn.Module:
+        """forward(*user tensors) calls the graph with stand-ins (of the
+        global shapes) for its parameters, the real buffers and the values."""
+        leaves: Dict[str, Tuple[str, torch.Tensor]] = {}
+        for (kind, fqn), a in zip(self.kinds, self.args):
+            if kind == "parameter" and fqn not in leaves:
+                stand_in = torch.empty(a.shape, dtype=a.dtype, device=a.device)
+                leaves[fqn] = ("parameter", torch.nn.Parameter(stand_in, a.requires_grad))
+            elif kind == "buffer":
+                leaves[fqn] = ("buffer", a)
+        tree = self._tree(leaves)
+        kinds, args, gm = self.kinds, self.args, self.gm
+
+        class _Graph(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                for name, child in tree._modules.items():
+                    self.add_module(name, child)
+                self._parameters.update(tree._parameters)
+                self._buffers.update(tree._buffers)
+
+            def forward(self, *user):
+                it = iter(user)
+                values = []
+                for (kind, fqn), a in zip(kinds, args):
+                    if kind == "parameter":
+                        values.append(self.get_parameter(fqn))
+                    elif kind == "buffer":
+                        values.append(self.get_buffer(fqn))
+                    elif kind == "input":
+                        values.append(next(it))
+                    else:
+                        values.append(a)
+                return gm(*values)
+
+        return _Graph()
+
+    def view_module(self, state, param_specs, args) -> torch.nn.Module:
+        """The parameters as this rank's DTensor shards and the real buffers,
+        under the names the captured graph uses."""
+        leaves: Dict[str, Tuple[str, torch.Tensor]] = {}
+        for (kind, fqn), a in zip(self.kinds, args):
+            if kind == "parameter" and fqn not in leaves:
+                leaves[fqn] = ("parameter", state.shard(a, param_specs[fqn]))
+            elif kind == "buffer":
+                leaves[fqn] = ("buffer", a)
+        return self._tree(leaves)
+
+
+def _is_buffer(node) -> bool:
+    grapharg = node.meta.get("grapharg")
+    if grapharg is None:
+        return False
+    name = grapharg.source.name
+    name = name() if callable(name) else name
+    return "._buffers[" in (name or "")
+
+
+class _GraphRunner:
+    def __init__(self, view, captured, program, mesh, the_plan, user_positions, state):
+        from alpa_torch.parallel import _Runner
+        self.runner = _Runner(view, captured, program, mesh, the_plan, False, False)
+        if state is not None:
+            # one leaf per parameter for all graphs: a weight read on both
+            # sides of a graph break accumulates its gradient in one place
+            self.runner.local_params = state.local_params
+        self.user_positions = user_positions
+        self.plan = the_plan
+
+    def run(self, user, args):
+        out = self.runner(tuple(user), {})
+        return out
