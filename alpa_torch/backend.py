@@ -179,8 +179,15 @@ def _single_process(gm, opts):
 
 def _unadopted_roots(gm, example_inputs) -> List[torch.nn.Module]:
     """The modules (named by the graph's parameter sources) not yet adopted."""
-    from torch._dynamo.symbolic_convert import InstructionTranslator
-    tx = InstructionTranslator.current_tx()
+    try:  # Dynamo internals: the frame being compiled
+        from torch._dynamo.symbolic_convert import InstructionTranslator
+        tx = InstructionTranslator.current_tx()
+        f_locals, f_globals = tx.f_locals, tx.f_globals
+    except (ImportError, AttributeError) as e:
+        raise RuntimeError(
+            f"alpa backend: this torch {torch.__version__} does not expose the frame Dynamo "
+            f"is compiling ({e}); alpa_torch is tested with torch 2.13. Use "
+            f"alpa_torch.parallelize(model, example_args) instead") from e
     roots: Dict[int, torch.nn.Module] = {}
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     for node, value in zip(placeholders, example_inputs):
@@ -193,7 +200,7 @@ def _unadopted_roots(gm, example_inputs) -> List[torch.nn.Module]:
         m = _SOURCE.match(name or "")
         if m is None:
             continue  # a parameter reached other than through a module: an input
-        scope = tx.f_locals if m.group("scope") == "L" else tx.f_globals
+        scope = f_locals if m.group("scope") == "L" else f_globals
         root = scope.get(m.group("root"))
         if isinstance(root, torch.nn.Module) and not isinstance(root, AlpaCompiledModule):
             roots[id(root)] = root
@@ -360,17 +367,17 @@ class _CompiledGraph:
     def __call__(self, *args):
         key = tuple((tuple(a.shape), a.dtype, a.requires_grad) if isinstance(a, torch.Tensor)
                     else ("value", a) for a in args)
-        runner = self.programs.get(key)
-        if runner is None:
-            if not self.programs:
-                _stats["graphs"] += 1
-            runner = self.programs[key] = self._build(args)
-            _stats["programs"] += 1
-        user = [args[i] for i in runner.user_positions]
-        out = runner.run(user, args)
-        if self.install_shards:
-            self.state.install_shards()
-        return out
+        try:
+            runner = self.programs.get(key)
+            if runner is None:
+                if not self.programs:
+                    _stats["graphs"] += 1
+                runner = self.programs[key] = self._build(args)
+                _stats["programs"] += 1
+            return runner.run([args[i] for i in runner.user_positions])
+        finally:
+            if self.install_shards:  # also after a failure: the shards are the parameters
+                self.state.install_shards()
 
     def _build(self, args):
         from alpa_torch.capture import capture
@@ -522,6 +529,5 @@ class _GraphRunner:
         self.user_positions = user_positions
         self.plan = the_plan
 
-    def run(self, user, args):
-        out = self.runner(tuple(user), {})
-        return out
+    def run(self, user):
+        return self.runner(tuple(user), {})

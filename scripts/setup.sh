@@ -73,8 +73,11 @@ setup_venv() {
 build_alpa() {
   cd "$ALPA_ROOT"
   # Import from / so that the check sees the installed package, not ./alpa_torch.
+  # The install must also carry the entry points (the `alpa-torch` script,
+  # the torch.compile backend "alpa"): an older install is redone.
   if [ -f build/build.ninja ] && ls alpa_torch/_C*.so >/dev/null 2>&1 &&
-     (cd / && "$PY" -c 'import alpa_torch._C') 2>/dev/null; then
+     (cd / && "$PY" -c 'import alpa_torch._C') 2>/dev/null &&
+     "$PY" -c 'import importlib.metadata as m, sys; sys.exit(not any(e.name == "alpa" for e in m.entry_points(group="torch_dynamo_backends")))' 2>/dev/null; then
     cmake --build build -j "${ALPA_BUILD_JOBS:-$(nproc)}" >/dev/null
   else
     log "building alpa_torch (C++ planner, extension, tests)"

@@ -13,8 +13,14 @@ mlp_example_inputs = _mlp_mod.example_inputs
 moe_example_inputs = _moe_mod.example_inputs
 wide_resnet_example_inputs = _wrn_mod.example_inputs
 
+
+def mlp_case():
+    """(model, example_args): the MLP with its example batch, the form the
+    `alpa-torch plan MODULE:FACTORY` command line takes."""
+    return mlp(), mlp_example_inputs()
+
 __all__ = [
-    "MLP", "FeedForward", "mlp", "mlp_example_inputs",
+    "MLP", "FeedForward", "mlp", "mlp_example_inputs", "mlp_case",
     "WideResNet", "BasicBlock", "wide_resnet", "wide_resnet_example_inputs",
     "MoELayer", "MoETransformerBlock", "moe_layer", "moe_block", "moe_example_inputs",
 ]

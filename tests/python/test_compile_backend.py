@@ -13,7 +13,7 @@ import torch
 
 from conftest import MODELS, ROOT
 from dist_harness import run_ranks
-from test_parallelize import STEPS, loss_of
+from test_parallelize import STEPS, assert_state_equal, loss_of
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -89,10 +89,7 @@ def test_training_equals_eager(name, mesh):
             assert any(set(s) - {"R"} for s in specs.values()), specs
             np.testing.assert_allclose(losses, ref_losses, rtol=1e-5,
                                        err_msg=f"{name} {kind} rank {rank}; plan {specs}")
-            assert set(state) == set(ref_state)
-            for key in ref_state:
-                np.testing.assert_allclose(state[key], ref_state[key], rtol=1e-5, atol=1e-5,
-                                           err_msg=f"{name} {kind} rank {rank}: {key}")
+            assert_state_equal(state, ref_state, f"{name} {kind} rank {rank}", specs)
 
 
 # ---- graph breaks --------------------------------------------------------------

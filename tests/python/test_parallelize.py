@@ -68,10 +68,15 @@ def check_equal(name, results, ref):
             ref_losses, ref_state = ref[optimizer]
             np.testing.assert_allclose(losses, ref_losses, rtol=1e-5,
                                        err_msg=f"{name} {optimizer} rank {rank} losses; plan {specs}")
-            assert set(state) == set(ref_state)
-            for key in ref_state:
-                np.testing.assert_allclose(state[key], ref_state[key], rtol=1e-5, atol=1e-5,
-                                           err_msg=f"{name} {optimizer} rank {rank}: {key} ({specs.get(key)})")
+            assert_state_equal(state, ref_state, f"{name} {optimizer} rank {rank}", specs)
+
+
+def assert_state_equal(state, ref_state, label, specs):
+    """Every tensor of a state dict equals the reference (1e-5)."""
+    assert set(state) == set(ref_state)
+    for key in ref_state:
+        np.testing.assert_allclose(state[key], ref_state[key], rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{label}: {key} ({specs.get(key)})")
 
 
 @pytest.mark.parametrize("mesh", [(1, 2), (1, 4), (2, 2)], ids=lambda m: f"{m[0]}x{m[1]}")
