@@ -63,9 +63,14 @@ class _Leaf:
         g = self.param.grad
         if g is None:
             self.leaf.grad = None  # zero_grad(): start afresh
-        elif g is not self.wrapper:  # the user assigned p.grad: accumulate into it
-            self.leaf.grad = g.to_local() if isinstance(g, DTensor) else g
-            self.wrapper = g if isinstance(g, DTensor) else None
+            return grad
+        # Accumulate into whatever p.grad holds now: our own wrapper, one the
+        # user assigned, or one another leaf of the same parameter (another
+        # program reading it) re-pointed at its buffer in this backward.
+        local = g._local_tensor if isinstance(g, DTensor) else g
+        if self.leaf.grad is not local:
+            self.leaf.grad = local
+        self.wrapper = g if isinstance(g, DTensor) else None
         return grad
 
     def _after_accumulate(self, leaf: torch.Tensor) -> None:
