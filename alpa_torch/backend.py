@@ -42,6 +42,7 @@ step.
 """
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
 import re
@@ -363,10 +364,17 @@ class _CompiledGraph:
         self.state = state
         self.mesh = state.mesh if state is not None else None
         self.programs: Dict[Any, Any] = {}
+        # Read now: Dynamo drops the placeholders' metadata after compiling.
+        # Python numbers it passes as 0-d tensors (dynamic=True) are planned
+        # as the constants they are at each call, like integer inputs.
+        placeholders = _placeholders(gm)
+        self.scalars = {i for i, n in enumerate(placeholders) if _is_scalar(n)}
+        self.buffers = {i for i, n in enumerate(placeholders) if _is_buffer(n)}
 
     def __call__(self, *args):
-        key = tuple((tuple(a.shape), a.dtype, a.requires_grad) if isinstance(a, torch.Tensor)
-                    else ("value", a) for a in args)
+        key = tuple(("value", a.item()) if i in self.scalars
+                    else (tuple(a.shape), a.dtype, a.requires_grad) if isinstance(a, torch.Tensor)
+                    else ("value", a) for i, a in enumerate(args))
         try:
             runner = self.programs.get(key)
             if runner is None:
@@ -386,7 +394,7 @@ class _CompiledGraph:
 
         if self.mesh is None:
             self.mesh = _mesh_groups(_mesh_shape(self.opts), self.opts)
-        layout = _Layout(self.gm, args, self.state)
+        layout = _Layout(self.gm, args, self.state, self.scalars, self.buffers)
         name = self.state.model_name if self.state is not None else "dynamo_graph"
         captured = capture(layout.capture_module(), tuple(args[i] for i in layout.user_positions),
                            name=name)
@@ -424,20 +432,22 @@ class _Layout:
     """Which inputs of a Dynamo graph are parameters, buffers, values and
     user tensors, and the module the graph is captured from."""
 
-    def __init__(self, gm, args, state: Optional[_RootState]):
+    def __init__(self, gm, args, state: Optional[_RootState], scalars, buffers):
         self.gm = gm
         self.args = args
         self.state = state
+        self.scalars = scalars
         self.kinds: List[Tuple[str, str]] = []  # (kind, fqn) per graph input
         self.user_positions: List[int] = []
         self.param_fqns = set()
-        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-        for i, (node, a) in enumerate(zip(placeholders, args)):
+        for i, a in enumerate(args):
             slot = state.slots.get(id(a)) if state is not None else None
-            if slot is not None and isinstance(a, torch.nn.Parameter):
+            if i in scalars:
+                self.kinds.append(("value", ""))
+            elif slot is not None and isinstance(a, torch.nn.Parameter):
                 self.kinds.append(("parameter", slot[0]))
                 self.param_fqns.add(slot[0])
-            elif isinstance(a, torch.Tensor) and _is_buffer(node):
+            elif isinstance(a, torch.Tensor) and i in buffers:
                 self.kinds.append(("buffer", f"_dynamo_buffer_{i}"))
             elif isinstance(a, torch.Tensor):
                 self.kinds.append(("input", ""))
@@ -471,7 +481,8 @@ class _Layout:
             elif kind == "buffer":
                 leaves[fqn] = ("buffer", a)
         tree = self._tree(leaves)
-        kinds, args, gm = self.kinds, self.args, self.gm
+        kinds, args = self.kinds, self.args
+        gm = _with_scalar_values(self.gm, args, self.scalars)
 
         class _Graph(torch.nn.Module):
             def __init__(self):
@@ -507,6 +518,35 @@ class _Layout:
             elif kind == "buffer":
                 leaves[fqn] = ("buffer", a)
         return self._tree(leaves)
+
+
+def _with_scalar_values(gm, args, scalars):
+    """A copy of `gm` in which each Python number Dynamo passed as a 0-d
+    tensor (positions `scalars`) and read back with ``.item()`` is the
+    number itself, so that torch.export sees a constant instead of a
+    data-dependent value."""
+    placeholders = _placeholders(gm)
+    items = [(user, args[i].item()) for i, n in enumerate(placeholders) if i in scalars
+             for user in n.users if user.op == "call_method" and user.target == "item"]
+    if not items:
+        return gm
+    graph = copy.deepcopy(gm.graph)
+    by_name = {n.name: n for n in graph.nodes}
+    for item, value in items:
+        node = by_name[item.name]
+        for user in list(node.users):
+            user.args = torch.fx.node.map_arg(user.args, lambda a: value if a is node else a)
+            user.kwargs = torch.fx.node.map_arg(user.kwargs, lambda a: value if a is node else a)
+        graph.erase_node(node)
+    return torch.fx.GraphModule(gm, graph)
+
+
+def _placeholders(gm) -> List[torch.fx.Node]:
+    return [n for n in gm.graph.nodes if n.op == "placeholder"]
+
+
+def _is_scalar(node) -> bool:
+    return bool(getattr(node.meta.get("grapharg"), "pass_arg_as_tensor", False))
 
 
 def _is_buffer(node) -> bool:

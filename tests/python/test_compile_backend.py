@@ -92,6 +92,35 @@ def test_training_equals_eager(name, mesh):
             assert_state_equal(state, ref_state, f"{name} {kind} rank {rank}", specs)
 
 
+def _variants_worker(rank, world, name, dynamic, inference_first):
+    model, args = MODELS[name]()
+    compiled = torch.compile(model, backend="alpa", dynamic=dynamic,
+                             options={"cost_mode": "alpa"})
+    losses = []
+    if inference_first:  # the first call (which shards) under no_grad
+        with torch.no_grad():
+            losses.append(loss_of(compiled(*args)).item())
+    losses += train(compiled, [args] * 3, "sgd")
+    return losses, {k: v.detach().numpy().copy() for k, v in model.full_state_dict().items()}
+
+
+@pytest.mark.parametrize("name,dynamic,inference_first", [
+    ("wide_resnet", None, False),  # BatchNorm: running statistics updated in place
+    ("gpt2", True, True),          # symbolic sizes, Python floats passed as tensors
+], ids=["batchnorm", "gpt2-dynamic-inference-first"])
+def test_variants_equal_eager(name, dynamic, inference_first):
+    results = run_ranks(_variants_worker, 2, name, dynamic, inference_first, timeout=300)
+    model, args = MODELS[name]()
+    ref = []
+    if inference_first:
+        with torch.no_grad():
+            ref.append(loss_of(model(*args)).item())
+    ref += train(model, [args] * 3, "sgd")
+    for rank, (losses, state) in enumerate(results):
+        np.testing.assert_allclose(losses, ref, rtol=1e-5, err_msg=f"rank {rank}")
+        assert_state_equal(state, state_of(model), f"{name} rank {rank}", {})
+
+
 # ---- graph breaks --------------------------------------------------------------
 
 
