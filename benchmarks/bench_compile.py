@@ -12,19 +12,16 @@ Prints the ratio compile / parallelize (goal <= 1.05).
 
     .venv/bin/python benchmarks/bench_compile.py [--steps 20]
 """
-import argparse
 import datetime
 import os
-import socket
 import sys
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_spmd import time_side_by_side  # noqa: E402
+from bench_spmd import bench_args, run_workers, time_side_by_side  # noqa: E402
 from examples.models import FeedForward as MLP  # noqa: E402
 
 
@@ -70,22 +67,8 @@ def worker(rank, world, port, steps, out):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--world", type=int, default=2)
-    args = p.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(r, args.world, port, args.steps, out))
-             for r in range(args.world)]
-    for pr in procs:
-        pr.start()
-    rows = out.get(timeout=900)
-    for pr in procs:
-        pr.join()
+    args = bench_args(__doc__)
+    rows = run_workers(worker, args.world, args.steps)
     print(f"{'case':<24} {'compile ms':>11} {'parallelize ms':>15} {'ratio':>6}")
     for case, a, b in rows:
         print(f"{case:<24} {a * 1e3:>11.2f} {b * 1e3:>15.2f} {a / b:>6.2f}")

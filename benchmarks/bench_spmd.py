@@ -108,23 +108,35 @@ def worker(rank, world, port, steps, out):
     dist.destroy_process_group()
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--world", type=int, default=2)
-    args = p.parse_args()
+def run_workers(worker, world: int, steps: int):
+    """Runs worker(rank, world, port, steps, queue) on `world` local
+    processes; returns what rank 0 puts on the queue."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(r, args.world, port, args.steps, out))
-             for r in range(args.world)]
+    procs = [ctx.Process(target=worker, args=(r, world, port, steps, out))
+             for r in range(world)]
     for pr in procs:
         pr.start()
     rows = out.get(timeout=900)
     for pr in procs:
         pr.join()
+    return rows
+
+
+def bench_args(doc: str):
+    """--steps (timed steps per side) and --world (processes)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--world", type=int, default=2)
+    return p.parse_args()
+
+
+def main():
+    args = bench_args(__doc__)
+    rows = run_workers(worker, args.world, args.steps)
     print(f"{'case':<24} {'fc1 spec':>9} {'baseline':>12} {'alpa ms':>8} {'base ms':>8} {'ratio':>6}")
     for case, spec, base, a, b in rows:
         print(f"{case:<24} {spec:>9} {base:>12} {a * 1e3:>8.2f} {b * 1e3:>8.2f} {a / b:>6.2f}")
