@@ -68,21 +68,20 @@ def alpa_backend(gm: torch.fx.GraphModule, example_inputs: List[Any],
     each signature of ``gm`` at its first call (see the module docstring)."""
     opts = _check_options(options)
     broke = _warn_graph_breaks()
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 \
-            and opts.get("mesh_shape") in (None, (1, 1), [1, 1], 1, (1,)):
+    if not (dist.is_available() and dist.is_initialized()) or _mesh_shape(opts) == (1, 1):
         return _single_process(gm, opts)
     roots = _unadopted_roots(gm, example_inputs)
     states = [_adopt(root, opts) for root in roots]
     if len(states) == 1 and not broke:
         # The graph is the whole frame: it runs sharded now, and the shards
         # go into the module when it returns.
-        return _CompiledGraph(gm, example_inputs, opts, states[0], install_shards=True)
+        return _CompiledGraph(gm, opts, states[0], install_shards=True)
     if states:
         # A graph break follows (or several modules): later graphs of this
         # frame would be traced with DTensor parameters. Run the frame
         # eagerly once instead; the next call goes through the adopted forward.
         raise torch._dynamo.exc.SkipFrame("alpa_torch adopted the model's parameters")
-    return _CompiledGraph(gm, example_inputs, opts, None)
+    return _CompiledGraph(gm, opts, None)
 
 
 # ---- options --------------------------------------------------------------------
@@ -110,17 +109,12 @@ def _check_options(options) -> Dict[str, Any]:
 
 
 def _mesh_shape(opts) -> Tuple[int, int]:
+    from alpa_torch.api import _mesh_shape as parse_mesh_shape
     world = dist.get_world_size()
-    shape = opts.get("mesh_shape")
-    if shape is None:
-        return (world, 1)
-    shape = (1, shape) if isinstance(shape, int) else tuple(shape)
-    if len(shape) == 1:
-        shape = (1, shape[0])
-    if len(shape) != 2 or shape[0] * shape[1] != world:
+    n0, n1 = parse_mesh_shape(opts.get("mesh_shape"), None)  # default (1, world)
+    if n0 * n1 != world:
         raise ValueError(f"alpa backend option mesh_shape={opts['mesh_shape']!r} does not cover "
                          f"the job's {world} ranks; pass (n0, n1) with n0 * n1 = {world}")
-    n0, n1 = int(shape[0]), int(shape[1])
     # the planner reads a one-axis mesh as (n, 1) (specs say S0 on it)
     return (n1, n0) if n0 == 1 else (n0, n1)
 
@@ -194,11 +188,7 @@ def _unadopted_roots(gm, example_inputs) -> List[torch.nn.Module]:
     for node, value in zip(placeholders, example_inputs):
         if not isinstance(value, torch.nn.Parameter):
             continue
-        grapharg = node.meta.get("grapharg")
-        name = grapharg.source.name if grapharg is not None else ""
-        if callable(name):
-            name = name()
-        m = _SOURCE.match(name or "")
+        m = _SOURCE.match(_source_name(node))
         if m is None:
             continue  # a parameter reached other than through a module: an input
         scope = f_locals if m.group("scope") == "L" else f_globals
@@ -240,14 +230,14 @@ class _RootState:
         self.opts = opts
         self.mesh_shape = _mesh_shape(opts)
         self.mesh = _mesh_groups(self.mesh_shape, opts)
-        # placeholder id -> (fqn, owning module, attribute name); tied
-        # parameters keep their first name
-        self.slots: Dict[int, Tuple[str, torch.nn.Module, str]] = {}
+        # placeholder id -> its FQN (tied parameters keep their first name)
+        # and every (module, attribute) that holds it
+        self.fqns: Dict[int, str] = {}
         self.owners: Dict[int, List[Tuple[torch.nn.Module, str]]] = {}
         for fqn, p in root.named_parameters(remove_duplicate=False):
             owner, _, leaf = fqn.rpartition(".")
             module = root.get_submodule(owner) if owner else root
-            self.slots.setdefault(id(p), (fqn, module, leaf))
+            self.fqns.setdefault(id(p), fqn)
             self.owners.setdefault(id(p), []).append((module, leaf))
         self.placeholders: Dict[int, torch.nn.Parameter] = {
             id(p): p for p in root.parameters()}
@@ -259,7 +249,7 @@ class _RootState:
         self.local_params = LocalParameters()
 
     def install_placeholders(self) -> None:
-        for key, shard in self.shards.items():
+        for key in self.shards:
             for module, leaf in self.owners[key]:
                 module._parameters[leaf] = self.placeholders[key]
 
@@ -272,7 +262,7 @@ class _RootState:
         from alpa_torch.parallel import sharded_parameter
         key = id(placeholder)
         if key not in self.shards:
-            fqn = self.slots[key][0]
+            fqn = self.fqns[key]
             dist.broadcast(placeholder.data, src=0)  # every rank starts from rank 0's weights
             new = sharded_parameter(placeholder, spec, self.mesh)
             new._alpa_mesh = self.mesh
@@ -303,7 +293,7 @@ def _adopt(root: torch.nn.Module, opts) -> _RootState:
 
 def _inner_backend(gm, example_inputs, state: _RootState):
     _warn_graph_breaks()
-    return _CompiledGraph(gm, example_inputs, state.opts, state)
+    return _CompiledGraph(gm, state.opts, state)
 
 
 # ---- the optimizer sees the shards ---------------------------------------------
@@ -328,10 +318,10 @@ def _swap_in_shards(optimizer, args, kwargs) -> None:
             params[i] = shard
             old = optimizer.state.pop(p, None)
             if old:
-                optimizer.state[shard] = {k: _shard_like(v, p, shard) for k, v in old.items()}
+                optimizer.state[shard] = {k: _shard_like(v, shard) for k, v in old.items()}
 
 
-def _shard_like(value, placeholder, shard):
+def _shard_like(value, shard):
     """Optimizer state stepped before the first call (whole tensors) laid
     out as the parameter's shard."""
     from alpa_torch.parallel import sharded_parameter
@@ -356,7 +346,7 @@ def stats() -> Dict[str, int]:
 class _CompiledGraph:
     """One Dynamo graph: planned and rewritten per signature, at first call."""
 
-    def __init__(self, gm, example_inputs, opts, state: Optional[_RootState],
+    def __init__(self, gm, opts, state: Optional[_RootState],
                  install_shards: bool = False):
         self.gm = gm
         self.install_shards = install_shards
@@ -376,20 +366,21 @@ class _CompiledGraph:
                     else (tuple(a.shape), a.dtype, a.requires_grad) if isinstance(a, torch.Tensor)
                     else ("value", a) for i, a in enumerate(args))
         try:
-            runner = self.programs.get(key)
-            if runner is None:
+            program = self.programs.get(key)
+            if program is None:
                 if not self.programs:
                     _stats["graphs"] += 1
-                runner = self.programs[key] = self._build(args)
+                program = self.programs[key] = self._build(args)
                 _stats["programs"] += 1
-            return runner.run([args[i] for i in runner.user_positions])
+            runner, user_positions = program
+            return runner(tuple(args[i] for i in user_positions), {})
         finally:
             if self.install_shards:  # also after a failure: the shards are the parameters
                 self.state.install_shards()
 
     def _build(self, args):
         from alpa_torch.capture import capture
-        from alpa_torch.parallel import _check_same_graph_everywhere, _plan_on_rank0
+        from alpa_torch.parallel import _Runner, _check_same_graph_everywhere, _plan_on_rank0
         from alpa_torch.rewrite import build_local_program
 
         if self.mesh is None:
@@ -422,10 +413,13 @@ class _CompiledGraph:
         if tuple(stage.mesh_shape) != tuple(self.mesh.shape):
             raise RuntimeError(f"alpa: the plan's mesh {stage.mesh_shape} is not the job's "
                                f"{self.mesh.shape}")
-        view = layout.view_module(self.state, stage.param_specs, args)
+        view = layout.view_module(stage.param_specs)
         program = build_local_program(captured.exported, captured, stage, self.mesh)
-        return _GraphRunner(view, captured, program, self.mesh, the_plan, layout.user_positions,
-                            self.state)
+        # one leaf per parameter for all graphs of a module: a weight read on
+        # both sides of a graph break accumulates its gradient in one place
+        leaves = self.state.local_params if self.state is not None else None
+        runner = _Runner(view, captured, program, self.mesh, the_plan, False, False, leaves)
+        return runner, layout.user_positions
 
 
 class _Layout:
@@ -441,12 +435,12 @@ class _Layout:
         self.user_positions: List[int] = []
         self.param_fqns = set()
         for i, a in enumerate(args):
-            slot = state.slots.get(id(a)) if state is not None else None
+            fqn = state.fqns.get(id(a)) if state is not None else None
             if i in scalars:
                 self.kinds.append(("value", ""))
-            elif slot is not None and isinstance(a, torch.nn.Parameter):
-                self.kinds.append(("parameter", slot[0]))
-                self.param_fqns.add(slot[0])
+            elif fqn is not None and isinstance(a, torch.nn.Parameter):
+                self.kinds.append(("parameter", fqn))
+                self.param_fqns.add(fqn)
             elif isinstance(a, torch.Tensor) and i in buffers:
                 self.kinds.append(("buffer", f"_dynamo_buffer_{i}"))
             elif isinstance(a, torch.Tensor):
@@ -508,13 +502,13 @@ class _Layout:
 
         return _Graph()
 
-    def view_module(self, state, param_specs, args) -> torch.nn.Module:
+    def view_module(self, param_specs) -> torch.nn.Module:
         """The parameters as this rank's DTensor shards and the real buffers,
         under the names the captured graph uses."""
         leaves: Dict[str, Tuple[str, torch.Tensor]] = {}
-        for (kind, fqn), a in zip(self.kinds, args):
+        for (kind, fqn), a in zip(self.kinds, self.args):
             if kind == "parameter" and fqn not in leaves:
-                leaves[fqn] = ("parameter", state.shard(a, param_specs[fqn]))
+                leaves[fqn] = ("parameter", self.state.shard(a, param_specs[fqn]))
             elif kind == "buffer":
                 leaves[fqn] = ("buffer", a)
         return self._tree(leaves)
@@ -550,24 +544,14 @@ def _is_scalar(node) -> bool:
 
 
 def _is_buffer(node) -> bool:
+    return "._buffers[" in _source_name(node)
+
+
+def _source_name(node) -> str:
+    """Where Dynamo read a graph input, e.g. ``L['self']._modules['fc']._parameters['weight']``
+    (only while the graph is being compiled)."""
     grapharg = node.meta.get("grapharg")
     if grapharg is None:
-        return False
+        return ""
     name = grapharg.source.name
-    name = name() if callable(name) else name
-    return "._buffers[" in (name or "")
-
-
-class _GraphRunner:
-    def __init__(self, view, captured, program, mesh, the_plan, user_positions, state):
-        from alpa_torch.parallel import _Runner
-        self.runner = _Runner(view, captured, program, mesh, the_plan, False, False)
-        if state is not None:
-            # one leaf per parameter for all graphs: a weight read on both
-            # sides of a graph break accumulates its gradient in one place
-            self.runner.local_params = state.local_params
-        self.user_positions = user_positions
-        self.plan = the_plan
-
-    def run(self, user):
-        return self.runner(tuple(user), {})
+    return (name() if callable(name) else name) or ""

@@ -200,15 +200,19 @@ def full_state_dict(model: torch.nn.Module, mesh: MeshGroups) -> Dict[str, torch
     out = {}
     for name, value in model.state_dict().items():
         if isinstance(value, DTensor):
-            full = value.full_tensor()
-            param = _param_by_name(model, name)
-            spec_text = getattr(param, "_alpa_spec", None)
-            if spec_text is not None:
-                full = _block_permute(full, Spec.parse(spec_text), mesh, inverse=True)
-            out[name] = full
-        else:
-            out[name] = value
+            spec_text = getattr(_param_by_name(model, name), "_alpa_spec", None)
+            value = whole_tensor(value, spec_text, mesh)
+        out[name] = value
     return out
+
+
+def whole_tensor(value: torch.Tensor, spec_text: Optional[str], mesh: MeshGroups) -> torch.Tensor:
+    """A parameter or buffer as the single-process model holds it: a DTensor
+    gathered whole, its block-interleaved dims (`spec_text`) put back in order."""
+    full = value.full_tensor() if isinstance(value, DTensor) else value.detach()
+    if spec_text is not None:
+        full = _block_permute(full, Spec.parse(spec_text), mesh, inverse=True)
+    return full
 
 
 def _param_by_name(model, name):
@@ -219,7 +223,8 @@ def _param_by_name(model, name):
 
 
 class _Runner:
-    def __init__(self, model, captured, program, mesh, the_plan, local_outputs, dp_inputs):
+    def __init__(self, model, captured, program, mesh, the_plan, local_outputs, dp_inputs,
+                 local_params: Optional[LocalParameters] = None):
         ep = captured.exported
         self.model = model
         self.program = program
@@ -241,7 +246,8 @@ class _Runner:
         self.plan = the_plan
         self.grad_inputs = {n.name for n in captured.graph.nodes
                             if n.kind == "input" and n.requires_grad}
-        self.local_params = LocalParameters()
+        # several programs reading one module's parameters may share leaves
+        self.local_params = local_params if local_params is not None else LocalParameters()
 
     def __call__(self, args, kwargs):
         flat = fx_pytree.tree_flatten_spec((args, kwargs), self.in_spec)

@@ -33,7 +33,8 @@ from alpa_torch.capture import capture
 from alpa_torch.distributed import MeshGroups
 from alpa_torch.local_params import LocalParameters
 from alpa_torch.parallel import (_block_permute, _check_same_graph_everywhere, _gather_full,
-                                 _placements, _plan_on_rank0, _slice_input, sharded_parameter)
+                                 _placements, _plan_on_rank0, _slice_input, sharded_parameter,
+                                 whole_tensor)
 from alpa_torch.plan import Plan, Stage
 from alpa_torch.rewrite import LocalProgram, Spec, _Rewriter, _spec_text
 
@@ -284,10 +285,7 @@ class _Pipeline:
             mine = self.stage_index == owner
             if mine:
                 value = self.model.get_parameter(name) if meta == "param" else self.model.get_buffer(name)
-                full = value.full_tensor() if isinstance(value, DTensor) else value.detach()
-                spec_text = getattr(value, "_alpa_spec", None)
-                if spec_text is not None:
-                    full = _block_permute(full, Spec.parse(spec_text), self.mesh, inverse=True)
+                full = whole_tensor(value, getattr(value, "_alpa_spec", None), self.mesh)
                 full = full.detach().clone()
             else:
                 shape, dtype = self.shapes[name]

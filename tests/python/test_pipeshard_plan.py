@@ -19,19 +19,7 @@ from torch import nn
 import alpa_torch
 from alpa_torch import _C
 from alpa_torch.cluster import Cluster
-
-
-class Block(nn.Module):
-    """x + fc2(gelu(fc1(x)))."""
-
-    def __init__(self, d):
-        super().__init__()
-        self.fc1 = nn.Linear(d, 4 * d)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(4 * d, d)
-
-    def forward(self, x):
-        return x + self.fc2(self.act(self.fc1(x)))
+from test_layer_clustering import Block
 
 
 class MlpStack(nn.Module):
