@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "plan/plan_validation.h"
+
 namespace alpa::plan {
 
 using core::Json;
@@ -63,12 +65,21 @@ Json named_json(const NamedSpecs& specs) {
   return o;
 }
 
+/// `parsed`, its error prefixed with the field path it came from.
+template <typename T>
+core::StatusOr<T> with_path(core::StatusOr<T> parsed, const std::string& path) {
+  if (parsed.ok()) return parsed;
+  return parsed.status().with_context(path);
+}
+
 core::StatusOr<std::vector<ShardingSpec>> specs_from(const Json& j, const std::string& where) {
   if (!j.is_array()) return core::parse_error(where + ": expected a list of specs");
   std::vector<ShardingSpec> out;
-  for (const Json& s : j.as_array()) {
+  for (size_t i = 0; i < j.as_array().size(); ++i) {
+    const Json& s = j.as_array()[i];
     if (!s.is_string()) return core::parse_error(where + ": specs are strings");
-    ALPA_ASSIGN_OR_RETURN(ShardingSpec spec, ShardingSpec::parse(s.as_string()));
+    ALPA_ASSIGN_OR_RETURN(ShardingSpec spec,
+                          with_path(ShardingSpec::parse(s.as_string()), fmt::format("{}[{}]", where, i)));
     out.push_back(std::move(spec));
   }
   return out;
@@ -79,7 +90,8 @@ core::StatusOr<NamedSpecs> named_from(const Json& j, const std::string& where) {
   NamedSpecs out;
   for (const auto& [k, v] : j.as_object()) {
     if (!v.is_string()) return core::parse_error(where + "." + k + ": spec must be a string");
-    ALPA_ASSIGN_OR_RETURN(ShardingSpec spec, ShardingSpec::parse(v.as_string()));
+    ALPA_ASSIGN_OR_RETURN(ShardingSpec spec,
+                          with_path(ShardingSpec::parse(v.as_string()), where + "['" + k + "']"));
     out.emplace_back(k, std::move(spec));
   }
   return out;
@@ -100,16 +112,17 @@ core::StatusOr<std::vector<StageValue>> stage_values_from(const Json& j, const s
                                                           const std::string& where) {
   ALPA_ASSIGN_OR_RETURN(const Json::Array* list, core::json_get_array(j, key, where));
   std::vector<StageValue> out;
-  std::string w = where + "." + key;
-  for (const Json& v : *list) {
+  for (size_t i = 0; i < list->size(); ++i) {
+    const Json& v = (*list)[i];
+    const std::string w = fmt::format("{}.{}[{}]", where, key, i);
     StageValue sv;
     ALPA_ASSIGN_OR_RETURN(sv.name, core::json_get_string(v, "name", w));
     ALPA_ASSIGN_OR_RETURN(sv.producer, core::json_get_string(v, "producer", w));
     ALPA_ASSIGN_OR_RETURN(sv.index, core::json_get_int(v, "index", w));
     ALPA_ASSIGN_OR_RETURN(std::string meta, core::json_get_string(v, "meta", w));
-    ALPA_ASSIGN_OR_RETURN(sv.meta, ir::TensorMeta::parse(meta));
+    ALPA_ASSIGN_OR_RETURN(sv.meta, with_path(ir::TensorMeta::parse(meta), w + ".meta"));
     ALPA_ASSIGN_OR_RETURN(std::string spec, core::json_get_string(v, "spec", w));
-    ALPA_ASSIGN_OR_RETURN(sv.spec, ShardingSpec::parse(spec));
+    ALPA_ASSIGN_OR_RETURN(sv.spec, with_path(ShardingSpec::parse(spec), w + ".spec"));
     ALPA_ASSIGN_OR_RETURN(sv.requires_grad, core::json_get_bool(v, "requires_grad", w));
     out.push_back(std::move(sv));
   }
@@ -159,6 +172,32 @@ Json stage_json(const StagePlan& s) {
   return j;
 }
 
+core::StatusOr<CollectiveRecord> collective_from(const Json& c, const std::string& w) {
+  CollectiveRecord r;
+  ALPA_ASSIGN_OR_RETURN(r.node, core::json_get_string(c, "node", w));
+  ALPA_ASSIGN_OR_RETURN(std::string kind, core::json_get_string(c, "kind", w));
+  ALPA_ASSIGN_OR_RETURN(r.kind, sharding::parse_collective_kind(kind));
+  ALPA_ASSIGN_OR_RETURN(const Json* axes, core::json_member(c, "axes", w));
+  ALPA_ASSIGN_OR_RETURN(auto axes_list, core::json_int_list(*axes, w + ".axes"));
+  for (int64_t a : axes_list) {
+    if (a != 0 && a != 1) {
+      return core::parse_error(fmt::format(
+          "{}.axes: {} is not a mesh axis; a collective runs over mesh axes 0 and/or 1", w, a));
+    }
+    r.axes.push_back(static_cast<int>(a));
+  }
+  ALPA_ASSIGN_OR_RETURN(r.bytes, core::json_get_double(c, "bytes", w));
+  ALPA_ASSIGN_OR_RETURN(std::string phase, core::json_get_string(c, "phase", w));
+  if (phase != "forward" && phase != "backward") {
+    return core::parse_error(fmt::format(
+        "{}.phase: '{}' is not a phase; write 'forward' or 'backward'", w, phase));
+  }
+  r.phase = phase == "backward" ? sharding::Phase::kBackward : sharding::Phase::kForward;
+  ALPA_ASSIGN_OR_RETURN(r.what, core::json_get_string(c, "what", w));
+  ALPA_ASSIGN_OR_RETURN(r.input, core::json_get_int(c, "input", w));
+  return r;
+}
+
 core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
   StagePlan s;
   ALPA_ASSIGN_OR_RETURN(s.index, core::json_get_int(j, "index", where));
@@ -173,32 +212,23 @@ core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
   ALPA_ASSIGN_OR_RETURN(const Json* is, core::json_member(j, "input_specs", where));
   ALPA_ASSIGN_OR_RETURN(s.input_specs, named_from(*is, where + ".input_specs"));
   ALPA_ASSIGN_OR_RETURN(const Json::Array* nodes, core::json_get_array(j, "nodes", where));
-  for (const Json& n : *nodes) {
+  for (size_t i = 0; i < nodes->size(); ++i) {
+    const Json& n = (*nodes)[i];
+    const std::string w = fmt::format("{}.nodes[{}]", where, i);
     NodeSharding ns;
-    ALPA_ASSIGN_OR_RETURN(ns.node, core::json_get_string(n, "node", where + ".nodes"));
-    ALPA_ASSIGN_OR_RETURN(ns.strategy, core::json_get_string(n, "strategy", where + ".nodes"));
-    ALPA_ASSIGN_OR_RETURN(const Json* in, core::json_member(n, "inputs", where + ".nodes"));
-    ALPA_ASSIGN_OR_RETURN(ns.inputs, specs_from(*in, where + ".nodes." + ns.node));
-    ALPA_ASSIGN_OR_RETURN(const Json* out, core::json_member(n, "outputs", where + ".nodes"));
-    ALPA_ASSIGN_OR_RETURN(ns.outputs, specs_from(*out, where + ".nodes." + ns.node));
+    ALPA_ASSIGN_OR_RETURN(ns.node, core::json_get_string(n, "node", w));
+    ALPA_ASSIGN_OR_RETURN(ns.strategy, core::json_get_string(n, "strategy", w));
+    ALPA_ASSIGN_OR_RETURN(const Json* in, core::json_member(n, "inputs", w));
+    ALPA_ASSIGN_OR_RETURN(ns.inputs, specs_from(*in, w + ".inputs"));
+    ALPA_ASSIGN_OR_RETURN(const Json* out, core::json_member(n, "outputs", w));
+    ALPA_ASSIGN_OR_RETURN(ns.outputs, specs_from(*out, w + ".outputs"));
     s.nodes.push_back(std::move(ns));
   }
   ALPA_ASSIGN_OR_RETURN(const Json::Array* colls, core::json_get_array(j, "collectives", where));
-  for (const Json& c : *colls) {
-    CollectiveRecord r;
+  for (size_t k = 0; k < colls->size(); ++k) {
+    ALPA_ASSIGN_OR_RETURN(CollectiveRecord r,
+                          collective_from((*colls)[k], fmt::format("{}.collectives[{}]", where, k)));
     r.stage = s.index;
-    std::string w = where + ".collectives";
-    ALPA_ASSIGN_OR_RETURN(r.node, core::json_get_string(c, "node", w));
-    ALPA_ASSIGN_OR_RETURN(std::string kind, core::json_get_string(c, "kind", w));
-    ALPA_ASSIGN_OR_RETURN(r.kind, sharding::parse_collective_kind(kind));
-    ALPA_ASSIGN_OR_RETURN(const Json* axes, core::json_member(c, "axes", w));
-    ALPA_ASSIGN_OR_RETURN(auto axes_list, core::json_int_list(*axes, w + ".axes"));
-    for (int64_t a : axes_list) r.axes.push_back(static_cast<int>(a));
-    ALPA_ASSIGN_OR_RETURN(r.bytes, core::json_get_double(c, "bytes", w));
-    ALPA_ASSIGN_OR_RETURN(std::string phase, core::json_get_string(c, "phase", w));
-    r.phase = phase == "backward" ? sharding::Phase::kBackward : sharding::Phase::kForward;
-    ALPA_ASSIGN_OR_RETURN(r.what, core::json_get_string(c, "what", w));
-    ALPA_ASSIGN_OR_RETURN(r.input, core::json_get_int(c, "input", w));
     s.collectives.push_back(std::move(r));
   }
   ALPA_ASSIGN_OR_RETURN(s.predicted_time, core::json_get_double(j, "predicted_time", where));
@@ -214,6 +244,19 @@ core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
   ALPA_ASSIGN_OR_RETURN(const Json* gout, core::json_member(j, "graph_outputs", where));
   ALPA_ASSIGN_OR_RETURN(s.graph_outputs, core::json_int_list(*gout, where + ".graph_outputs"));
   return s;
+}
+
+core::StatusOr<std::vector<std::string>> string_list(const Json& j, const std::string& key) {
+  ALPA_ASSIGN_OR_RETURN(const Json::Array* list, core::json_get_array(j, key, "plan"));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < list->size(); ++i) {
+    if (!(*list)[i].is_string()) {
+      return core::parse_error(fmt::format("plan.{}[{}]: expected a string, got {}", key, i,
+                                           core::json_kind_name((*list)[i].kind())));
+    }
+    out.push_back((*list)[i].as_string());
+  }
+  return out;
 }
 
 std::string gib(double bytes) { return fmt::format("{:.3f} GiB", bytes / (1024.0 * 1024.0 * 1024.0)); }
@@ -266,7 +309,12 @@ core::StatusOr<Plan> Plan::from_json(const Json& j) {
   ALPA_ASSIGN_OR_RETURN(p.graph_name, core::json_get_string(j, "graph", "plan"));
   ALPA_ASSIGN_OR_RETURN(p.graph_fingerprint, core::json_get_string(j, "graph_fingerprint", "plan"));
   ALPA_ASSIGN_OR_RETURN(const Json* cluster, core::json_member(j, "cluster", "plan"));
-  ALPA_ASSIGN_OR_RETURN(p.cluster, mesh::Cluster::from_json(*cluster));
+  core::StatusOr<mesh::Cluster> parsed = mesh::Cluster::from_json(*cluster);
+  if (!parsed.ok()) {  // its messages start "cluster: ..." or name a link ("intra_host: ...")
+    const bool named = parsed.status().message().rfind("cluster", 0) == 0;
+    return parsed.status().with_context(named ? "invalid plan" : "invalid plan: cluster");
+  }
+  p.cluster = std::move(parsed).value();
   ALPA_ASSIGN_OR_RETURN(p.cost_mode, core::json_get_string(j, "cost_mode", "plan"));
   ALPA_ASSIGN_OR_RETURN(p.memory_budget, core::json_get_double(j, "memory_budget", "plan"));
   ALPA_ASSIGN_OR_RETURN(const Json::Array* stages, core::json_get_array(j, "stages", "plan"));
@@ -274,17 +322,12 @@ core::StatusOr<Plan> Plan::from_json(const Json& j) {
     ALPA_ASSIGN_OR_RETURN(StagePlan s, stage_from((*stages)[i], fmt::format("stages[{}]", i)));
     p.stages.push_back(std::move(s));
   }
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* warnings, core::json_get_array(j, "warnings", "plan"));
-  for (const Json& w : *warnings) {
-    if (w.is_string()) p.warnings.push_back(w.as_string());
-  }
+  ALPA_ASSIGN_OR_RETURN(p.warnings, string_list(j, "warnings"));
   ALPA_ASSIGN_OR_RETURN(p.num_micro_batches, core::json_get_int(j, "num_micro_batches", "plan"));
   ALPA_ASSIGN_OR_RETURN(p.schedule, core::json_get_string(j, "schedule", "plan"));
   ALPA_ASSIGN_OR_RETURN(p.num_layers, core::json_get_int(j, "num_layers", "plan"));
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* notes, core::json_get_array(j, "notes", "plan"));
-  for (const Json& n : *notes) {
-    if (n.is_string()) p.notes.push_back(n.as_string());
-  }
+  ALPA_ASSIGN_OR_RETURN(p.notes, string_list(j, "notes"));
+  ALPA_RETURN_IF_ERROR(validate_plan(p));
   return p;
 }
 
