@@ -104,10 +104,17 @@ class Stage:
 
 
 class Plan:
-    """A plan; build one with ``alpa_torch.plan(...)`` or ``Plan.from_json``."""
+    """A plan; build one with ``alpa_torch.plan(...)`` or ``Plan.from_json``.
+
+    Every plan is validated when it is made or loaded (C++
+    plan/plan_validation.h): its cluster is sane and bounded, its stages run
+    contiguous layers on distinct devices of the cluster, every spec names
+    existing mesh axes and fits the shapes the plan records, and the values
+    sent between stages line up. A plan that fails raises ValueError naming
+    the field, its value, what is allowed and how to fix it."""
 
     def __init__(self, plan_json: str, solver: Optional[Dict[str, Any]] = None):
-        self._json = _C.plan_normalize(plan_json)  # validates
+        self._json = _C.plan_normalize(plan_json)  # parses and validates
         self._doc = json.loads(self._json)
         self.solver = dict(solver or {})  # sizes and timings; not part of the JSON
         self.stages = [Stage(s) for s in self._doc["stages"]]
@@ -159,6 +166,13 @@ class Plan:
     @property
     def graph_fingerprint(self) -> str:
         return self._doc["graph_fingerprint"]
+
+    def check_graph(self, graph) -> None:
+        """Raises ValueError unless this plan was made for ``graph`` (a
+        ``CapturedGraph`` or ``_C.Graph``): same fingerprint, and every
+        parameter FQN, input, node name and recorded shape of the plan exists
+        in the graph with specs that fit it."""
+        _C.plan_check_graph(self._json, getattr(graph, "graph", graph))
 
     def explain(self) -> str:
         return _C.plan_explain(self._json)

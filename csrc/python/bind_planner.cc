@@ -16,6 +16,7 @@
 #include "mesh/cluster.h"
 #include "plan/intra_op_plan.h"
 #include "plan/pipeshard_plan.h"
+#include "plan/plan_validation.h"
 #include "python/status_exceptions.h"
 #include "intra_op/cost_graph.h"
 #include "sharding/resharding.h"
@@ -215,9 +216,23 @@ void bind_planner(py::module_& m) {
   m.def("plan_normalize", [](const std::string& text) {
     return unwrap(plan::Plan::parse(text)).to_json().dump();
   }, "Parse and re-serialize a plan (validates it).");
+  m.def("plan_check_graph", [](const std::string& text, const ir::Graph& graph) {
+    throw_if_error(plan::validate_plan_for_graph(unwrap(plan::Plan::parse(text)), graph));
+  }, py::arg("plan_json"), py::arg("graph"),
+     "ValueError unless the plan fits `graph` (fingerprint, FQNs, node names, shapes).");
   m.def("parse_sharding_spec", [](const std::string& text) {
     return unwrap(sharding::ShardingSpec::parse(text)).to_string();
   });
+  m.def("sharding_spec_parts", [](const std::string& text) {
+    const sharding::ShardingSpec spec = unwrap(sharding::ShardingSpec::parse(text));
+    py::list dims;
+    for (int64_t d = 0; d < spec.rank(); ++d) {
+      dims.append(py::make_tuple(spec.dims[static_cast<size_t>(d)], spec.block(d)));
+    }
+    return py::make_tuple(dims, spec.partial);
+  }, py::arg("spec"),
+     "([(mesh axes, block factor) per dim], partial-sum axes) of a spec string, e.g. "
+     "'RS0x3P1' -> ([([], 1), ([0], 3)], [1]).");
   m.def("plan_reshard", [](const std::string& from, const std::string& to,
                            const std::vector<int64_t>& shape, std::array<int64_t, 2> mesh_shape) {
     // Logical meshes only need their shape here; link costs do not matter.

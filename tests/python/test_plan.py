@@ -3,6 +3,7 @@ Alpa's cost conventions, determinism, and bad input."""
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -196,3 +197,107 @@ def test_node_strategies_are_inspectable():
     # input-feature split (row parallel: partial sums)
     assert names[0] == "RR = RR x RR x R"
     assert "RS0 = RR x S0R x S0" in names and "RR = RS0 x RS0 x R" in names
+
+
+# ---- plans are validated on load (issue 11, defect 6) ----------------------------------
+
+@pytest.fixture(scope="module")
+def pipe_plan():
+    """blocks 0-1 on devices 0-1, blocks 2-3 on devices 2-3, 2 microbatches."""
+    import cli_models
+    model, args = cli_models.mlp_factory()
+    graph = alpa_torch.capture(model, args)
+    plan = alpa_torch.plan(graph, method="pipeshard", mesh_shape=(1, 4),
+                           stage_meshes=[(1, 2), (1, 2)], layer_boundaries=["blocks.2"],
+                           num_micro_batches=2)
+    return plan, graph
+
+
+def _set(doc, path, value):
+    """``doc`` with the member at ``path`` (keys and list indices) set to ``value``."""
+    *head, last = path
+    for key in head:
+        doc = doc[key]
+    doc[last] = value
+
+
+# (path in the plan JSON, new value, phrases the ValueError must contain)
+BAD_PLANS = [
+    (("stages", 0, "index"), -5, ["stages[0].index: -5", "numbered 0, 1, ... in pipeline order"]),
+    (("stages", 0, "device_ids"), [0, 0], ["stages[0].device_ids[1]", "device 0 is listed twice"]),
+    (("stages", 1, "param_specs", "blocks.2.0.weight"), "S7R",
+     ["param_specs['blocks.2.0.weight']", "'S7R'", "mesh axis 7", "axes 0 and 1"]),
+    (("num_micro_batches",), 0, ["num_micro_batches: 0 is outside the allowed range [1, "]),
+    (("cluster", "num_hosts"), 10**9,
+     ["cluster.num_hosts: 1000000000 is outside the allowed range [1, 65536]", "Cluster.preset"]),
+    (("stages", 1, "device_ids"), [2, 9], ["device 9 is not in the cluster", "ids 0..3"]),
+    (("stages", 1, "device_ids"), [1, 3], ["stages[1].device_ids[0]", "also in stage 0"]),
+    (("stages", 0, "mesh_shape"), [3, 1], ["(3, 1) holds 3 devices but device_ids lists 2"]),
+    (("stages", 1, "layers"), [3, 3], ["stages[1].layers: [3, 3]", "starting at layer 1"]),
+    (("stages", 0, "submesh"), [2, 2], ["stages[0].submesh: (2, 2) is not a sub-mesh"]),
+    (("stages", 0, "param_specs", "blocks.0.0.weight"), "S0RP1",
+     ["'S0RP1' holds partial sums", "drop the P suffix"]),
+    (("stages", 1, "inputs", 0, "meta"), "f32[8,16]", ["stages[1].inputs[0]", "where stage 0 sends"]),
+    (("stages", 1, "inputs", 0, "spec"), "S0", ["has 1 dims but the tensor [8,32] has 2"]),
+    (("stages", 0, "graph_outputs"), [0], ["0 is listed twice"]),
+    (("stages", 0, "predicted_time"), float("nan"), ["stages[0].predicted_time: nan"]),
+    (("stages", 1, "memory_bytes"), -1.0, ["stages[1].memory_bytes: -1"]),
+    (("schedule",), "zigzag", ["'zigzag' is not a pipeline schedule"]),
+    (("stages",), [], ["the plan has no stages"]),
+    (("cluster", "device", "peak_flops"), float("inf"), ["invalid plan: cluster"]),
+]
+
+
+@pytest.mark.parametrize("path,value,phrases", BAD_PLANS,
+                         ids=[".".join(map(str, c[0])) + f"={c[1]!r}"[:24] for c in BAD_PLANS])
+def test_plans_are_validated_on_load(tmp_path, pipe_plan, path, value, phrases):
+    doc = json.loads(pipe_plan[0].to_json())
+    _set(doc, path, value)
+    text = json.dumps(doc)
+    with pytest.raises(ValueError) as info:
+        alpa_torch.Plan.from_json(text)
+    message = str(info.value)
+    assert message.startswith("invalid plan: "), message
+    for phrase in phrases:
+        assert phrase in message, (phrase, message)
+    (tmp_path / "p.json").write_text(text)
+    with pytest.raises(ValueError, match=re.escape(phrases[0])):
+        alpa_torch.Plan.load(tmp_path / "p.json")
+
+
+def test_the_planners_plans_round_trip_and_fit_their_graphs(pipe_plan):
+    plan, graph = pipe_plan
+    spmd = [alpa_torch.plan(graph, mesh_shape=mesh, cluster=cluster)
+            for mesh, cluster in [((1, 2), A100), ((2, 2), A100),
+                                  ((2, 2), alpa_torch.Cluster.preset(A100, 2, 2))]]
+    whole_hosts = alpa_torch.plan(graph, method="pipeshard",
+                                  cluster=alpa_torch.Cluster.preset(A100, 2, 2),
+                                  stage_meshes=[(1, 2), (1, 2)], layer_boundaries=["blocks.2"])
+    for p in spmd + [plan, whole_hosts]:
+        again = alpa_torch.Plan.from_json(p.to_json())
+        assert again == p and again.to_json() == p.to_json()
+        p.check_graph(graph)
+        p.check_graph(graph.graph)
+
+
+def test_block_layout_plans_load_and_fit_their_graph():
+    model, _ = gpt2_model(layers=1, hidden=256, heads=4, vocab=64, seq=8)
+    graph = alpa_torch.capture(model, (torch.randint(0, 64, (2, 8)),))
+    plan = alpa_torch.plan(graph, mesh_shape=(1, 4), cluster=A100,
+                           plan_overrides={"transformer.h.0.attn.c_attn.weight": "RS0x3"})
+    assert plan.param_specs["transformer.h.0.attn.c_attn.weight"] == "RS0x3"
+    assert alpa_torch.Plan.from_json(plan.to_json()) == plan
+    plan.check_graph(graph)
+
+
+def test_check_graph_names_what_does_not_fit(pipe_plan):
+    plan, graph = pipe_plan
+    other = alpa_torch.capture(MLP(16), (torch.randn(4, 16),))
+    with pytest.raises(ValueError, match="graph_fingerprint: the plan was made for a graph with "
+                       "fingerprint .* plan this graph"):
+        plan.check_graph(other)
+    doc = json.loads(plan.to_json())
+    doc["graph_fingerprint"] = ""   # no fingerprint: the names and shapes are still checked
+    with pytest.raises(ValueError, match=r"param_specs\['blocks.0.0.weight'\]: 'blocks.0.0.weight' "
+                       "is not a parameter of graph"):
+        alpa_torch.Plan.from_json(json.dumps(doc)).check_graph(other)
