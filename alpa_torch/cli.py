@@ -76,14 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
                        "time and memory of a saved plan",
                        description="Explain a plan written by 'alpa-torch plan -o' or Plan.save().")
     p.add_argument("plan_file", metavar="PLAN.json")
+    _add_graph_option(p)
     p.set_defaults(func=cmd_explain)
     p = sub.add_parser("draw", help="picture of the stages over the devices and their shardings",
                        description="Draw a saved plan as SVG, or as HTML embedding the SVG.")
     p.add_argument("plan_file", metavar="PLAN.json")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="*.svg or *.html (default: PLAN.html next to the plan)")
+    _add_graph_option(p)
     p.set_defaults(func=cmd_draw)
     return parser
+
+
+def _add_graph_option(p) -> None:
+    p.add_argument("--graph", metavar="GRAPH.json",
+                   help="also check the plan against this captured graph (its fingerprint, "
+                   "parameter names, nodes and shapes)")
 
 
 def _add_plan_parser(sub) -> None:
@@ -210,17 +218,37 @@ def _describe(value: Any) -> str:
     return "None" if value is None else f"a {type(value).__module__}.{type(value).__qualname__}"
 
 
-def load_plan(path: str):
-    """``Plan.load(path)`` with its ValueError (version, format) as a UserError."""
+def load_plan(path: str, graph_path: Optional[str] = None):
+    """``Plan.load(path)`` (which validates the plan) with its ValueError as a
+    UserError; with ``graph_path``, also checked against that graph."""
     import alpa_torch
     if not os.path.isfile(path):
         raise UserError(f"no plan file {path!r}; write one with 'alpa-torch plan MODEL -o {path}'")
     try:
-        return alpa_torch.Plan.load(path)
-    except (ValueError, UnicodeDecodeError) as e:
+        plan = alpa_torch.Plan.load(path)
+    except ValueError as e:   # UnicodeDecodeError included
         hint = (f"; it is a captured graph: plan it with 'alpa-torch plan {path}'"
                 if "'alpa_torch.graph'" in str(e) else "")
-        raise UserError(f"cannot read plan {path!r}: {e}{hint}") from None
+        raise UserError(f"cannot read plan {path!r}: {_one_line(e)}{hint}") from None
+    except OSError as e:
+        raise UserError(f"cannot read plan {path!r}: {e.strerror or e}") from None
+    if graph_path is not None:
+        if not os.path.isfile(graph_path):
+            raise UserError(f"no graph file {graph_path!r}; save one with "
+                            f"alpa_torch.capture(model, args).save({graph_path!r})")
+        try:
+            plan.check_graph(alpa_torch.load(graph_path))
+        except ValueError as e:
+            raise UserError(f"plan {path!r} does not fit graph {graph_path!r}: "
+                            f"{_one_line(e)}") from None
+        except OSError as e:
+            raise UserError(f"cannot read graph {graph_path!r}: {e.strerror or e}") from None
+    return plan
+
+
+def _one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line (error output is one line per error)."""
+    return " ".join(str(e).split())
 
 
 # ---- progress on stderr ----------------------------------------------------------
@@ -448,31 +476,29 @@ def explain_text(plan) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     transfers = []
-    for s in plan.stages:
-        for value in s.outputs:
-            for t in plan.stages:
-                got = [v for v in t.inputs if v["name"] == value["name"]]
-                if t.index == s.index or not got:
-                    continue
-                size = meta_bytes(value.get("meta", ""))
-                transfers.append(
-                    f"  stage {s.index} -> stage {t.index}: {value['name']} {value.get('meta', '')}"
-                    f", spec {value['spec']} -> {got[0]['spec']}"
-                    + ("" if size is None else f", {format_bytes(size)} per microbatch")
-                    + (" (its gradient flows back)" if value.get("requires_grad") else ""))
+    # Stage k receives, in order, what stage k-1 sends (the plan's contract);
+    # a value read further on travels through the stages in between.
+    for s, t in zip(plan.stages, plan.stages[1:]):
+        for value, got in zip(s.outputs, t.inputs):
+            size = meta_bytes(value.get("meta", ""))
+            transfers.append(
+                f"  stage {s.index} -> stage {t.index}: {value['name']} {value.get('meta', '')}"
+                f", spec {value['spec']} -> {got['spec']}"
+                + ("" if size is None else f", {format_bytes(size)} per microbatch")
+                + (" (its gradient flows back)" if value.get("requires_grad") else ""))
     if len(plan.stages) > 1:
         lines += ["", "values between stages:"] + (transfers or ["  (none)"])
     return "\n".join(lines) + "\n"
 
 
 def cmd_explain(args, out: TextIO, err: TextIO) -> int:
-    out.write(explain_text(load_plan(args.plan_file)))
+    out.write(explain_text(load_plan(args.plan_file, args.graph)))
     return 0
 
 
 def cmd_draw(args, out: TextIO, err: TextIO) -> int:
     from alpa_torch import viz
-    plan = load_plan(args.plan_file)
+    plan = load_plan(args.plan_file, args.graph)
     path = args.output or os.path.splitext(args.plan_file)[0] + ".html"
     try:
         viz.save_drawing(plan, path, explain_text(plan))

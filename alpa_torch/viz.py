@@ -5,7 +5,8 @@ The picture has two parts:
 
 1. the cluster as a grid (one row per host, one cell per device), with
    each stage a colored box over the devices it runs on, labelled with its
-   index, layers, modules and logical mesh;
+   index, layers, modules and logical mesh; a cluster too large for that
+   (``grid_fits``) gets one line per stage naming its devices instead;
 2. per stage, a band with its numbers (sub-mesh, devices, logical mesh,
    predicted time, memory, collectives) and one row per parameter and per
    stage input: its spec string and a bar with one segment per tensor dim,
@@ -23,6 +24,7 @@ import html
 import re
 from typing import Dict, List, Sequence, Tuple
 
+from alpa_torch import _C
 from alpa_torch.capture import layer_of
 from alpa_torch.plan import Plan, Stage
 
@@ -36,6 +38,8 @@ REPLICATED_COLOR = "#d9dde3"
 _CELL_W, _CELL_H, _GAP = 112, 76, 6      # px: one device of the grid
 _MARGIN, _HOST_LABEL_W = 24, 64          # px
 _ROW_H, _NAME_W, _SPEC_W, _SEG_W = 20, 300, 90, 96   # px: sharding tables
+# Largest cluster drawn one cell per device; beyond it, one bar per stage.
+MAX_GRID_HOSTS, MAX_GRID_DEVICES_PER_HOST = 64, 32
 _FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 _MONO = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 
@@ -86,7 +90,7 @@ def stage_modules(param_names: Sequence[str]) -> List[str]:
             layers.append(layer)
     merged: List[Tuple[str, int, int]] = []   # (prefix, first, last) or (name, -1, -1)
     for layer in layers:
-        m = re.fullmatch(r"(.*\.)(\d+)", layer)
+        m = re.fullmatch(r"(.*\.)([0-9]{1,18})", layer)   # a list index, as an int
         if m and merged and merged[-1][0] == m.group(1) and merged[-1][2] + 1 == int(m.group(2)):
             merged[-1] = (m.group(1), merged[-1][1], int(m.group(2)))
         elif m:
@@ -96,30 +100,53 @@ def stage_modules(param_names: Sequence[str]) -> List[str]:
     return [p if a < 0 else (f"{p}{a}" if a == b else f"{p}{a}-{b}") for p, a, b in merged]
 
 
+def spec_parts(spec: str) -> Tuple[List[Tuple[str, int]], str]:
+    """Per dim (the mesh axes splitting it, as a string; its block factor),
+    and the partial-sum axes, read by the C++ parser:
+    ``"RS0x3P1"`` -> ``([("", 1), ("0", 3)], "1")``."""
+    try:
+        dims, partial = _C.sharding_spec_parts(spec)
+    except ValueError as e:
+        raise ValueError(f"cannot read sharding spec {spec!r}: {e}") from None
+    return ([("".join(map(str, axes)), int(block)) for axes, block in dims],
+            "".join(map(str, partial)))
+
+
 def spec_dims(spec: str) -> Tuple[List[str], str]:
     """Per-dim tokens and the partial-sum axes of a spec string:
-    ``"S0RP1"`` -> ``(["S0", "R"], "1")``; ``"R"`` -> ``(["R"], "")``."""
-    body, _, partial = spec.partition("P")
-    tokens = re.findall(r"S\d+|R", body)
-    if "".join(tokens) != body:
-        raise ValueError(f"cannot read sharding spec {spec!r}: expected tokens R, S0, S1, S01 "
-                         f"per dim (DESIGN §4)")
-    return tokens, partial
+    ``"S0RP1"`` -> ``(["S0", "R"], "1")``; ``"RS0x3"`` -> ``(["R", "S0x3"], "")``."""
+    dims, partial = spec_parts(spec)
+    return [f"S{axes}" + (f"x{block}" if block != 1 else "") if axes else "R"
+            for axes, block in dims], partial
 
 
-def _shards(token: str, mesh_shape: Sequence[int]) -> int:
+def _shards(axes: str, mesh_shape: Sequence[int]) -> int:
+    """Pieces a dim split over ``axes`` is cut into on a logical mesh (as the
+    planner reads it: (1, n) is the one-dimensional mesh (n, 1))."""
+    shape = list(mesh_shape)
+    if len(shape) == 2 and shape[0] == 1:
+        shape.reverse()
     n = 1
-    for axis in token[1:]:
-        n *= mesh_shape[int(axis)] if int(axis) < len(mesh_shape) else 1
+    for axis in axes:
+        n *= shape[int(axis)] if int(axis) < len(shape) else 1
     return n
 
 
 # ---- SVG building blocks -------------------------------------------------------
 
+# Characters XML 1.0 does not allow (a plan's names may hold any).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _escape(s: str) -> str:
+    """``s`` as XML text: escaped, characters XML cannot hold replaced by U+FFFD."""
+    return html.escape(_NOT_XML.sub("\ufffd", s))
+
+
 def _text(x, y, s, size=12, weight="normal", anchor="start", family=_FONT, fill="#1f2328"):
     return (f'<text x="{x:.1f}" y="{y:.1f}" font-family="{family}" font-size="{size}" '
             f'font-weight="{weight}" text-anchor="{anchor}" fill="{fill}">'
-            f'{html.escape(s)}</text>')
+            f'{_escape(s)}</text>')
 
 
 def _rect(x, y, w, h, fill, stroke="none", rx=0, extra=""):
@@ -159,13 +186,17 @@ def _stage_rects(stage: Stage, devices_per_host: int) -> List[Tuple[int, int, in
 
 
 def _grid(plan: Plan, top: float) -> Tuple[List[str], float]:
-    """The device grid with one box per stage; returns (elements, bottom y)."""
+    """The device grid with one box per stage; returns (elements, bottom y).
+    A cluster beyond MAX_GRID_HOSTS × MAX_GRID_DEVICES_PER_HOST gets one bar
+    per stage instead (``_stage_list``), so the picture stays small."""
     cluster = plan._doc["cluster"]
     hosts, per_host = cluster["num_hosts"], cluster["devices_per_host"]
     left = _MARGIN + _HOST_LABEL_W
     out = [_text(_MARGIN, top + 14, f"devices: {hosts} host(s) × {per_host} "
                  f"{cluster['device']['name']} (cluster {cluster['name']})", 14, "bold")]
     top += 26
+    if not grid_fits(plan):
+        return _stage_list(plan, out, top)
     for h in range(hosts):
         y = top + h * (_CELL_H + _GAP)
         out.append(_text(_MARGIN, y + _CELL_H / 2 + 4, f"host {h}", 12, "bold"))
@@ -180,6 +211,32 @@ def _grid(plan: Plan, top: float) -> Tuple[List[str], float]:
             out.append(_text(x, top + h * (_CELL_H + _GAP) + _CELL_H - 6,
                              f"dev {h * per_host + d}", 9, anchor="end", fill="#39404a"))
     return out, top + hosts * (_CELL_H + _GAP)
+
+
+def grid_fits(plan: Plan) -> bool:
+    """Whether the picture draws the cluster one cell per device."""
+    cluster = plan._doc["cluster"]
+    return (cluster["num_hosts"] <= MAX_GRID_HOSTS
+            and cluster["devices_per_host"] <= MAX_GRID_DEVICES_PER_HOST)
+
+
+def _stage_list(plan: Plan, out: List[str], top: float) -> Tuple[List[str], float]:
+    """Instead of the grid: a note, then one colored bar per stage naming its
+    hosts and devices."""
+    per_host = plan._doc["cluster"]["devices_per_host"]
+    out.append(_text(_MARGIN, top + 12, f"too many devices to draw one cell each (the grid "
+                     f"shows up to {MAX_GRID_HOSTS} hosts × {MAX_GRID_DEVICES_PER_HOST} devices); "
+                     f"the stages' devices:", 12))
+    top += 22
+    for stage in plan.stages:
+        hosts = sorted({d // per_host for d in stage.device_ids})
+        label = (f"stage {stage.index}: devices {_ranges(stage.device_ids)} on host(s) "
+                 f"{_ranges(hosts)} · mesh {'×'.join(str(n) for n in stage.mesh_shape)}")
+        out.append(_rect(_MARGIN, top, 18, 18, stage_color(stage.index), "#1f2328", 3,
+                         f' data-stage="{stage.index}"'))
+        out.append(_text(_MARGIN + 26, top + 14, _fit(label, 1200, 12), 12))
+        top += 24
+    return out, top
 
 
 def _stage_box(stage: Stage, per_host: int, left: float, top: float) -> List[str]:
@@ -225,7 +282,7 @@ def _stage_header(stage: Stage, plan: Plan, y: float, width: float) -> Tuple[Lis
     color = stage_color(stage.index)
     lo, hi = stage.layers
     modules = ", ".join(stage_modules(list(stage.param_specs))) or "no parameters"
-    doc = next(s for s in plan._doc["stages"] if s["index"] == stage.index)
+    doc = stage._doc
     collectives = stage.collectives()
     lines = [
         f"stage {stage.index} — layers {lo}..{hi}: {modules}",
@@ -263,16 +320,17 @@ def _spec_row(name: str, spec: str, mesh_shape: Sequence[int], y: float,
     x = _MARGIN + 8
     out = [_text(x, y + 14, _fit(name + note, _NAME_W - 8, 12, 0.6), 12, family=_MONO),
            _text(x + _NAME_W, y + 14, spec or "(scalar)", 12, "bold", family=_MONO)]
-    dims, partial = spec_dims(spec)
+    dims, partial = spec_parts(spec)
     x += _NAME_W + _SPEC_W
-    for d, token in enumerate(dims):
-        split = token != "R"
-        fill = AXIS_COLORS.get(token[1:], AXIS_COLORS["01"]) if split else REPLICATED_COLOR
-        label = (f"dim {d}: ÷{_shards(token, mesh_shape)} ax {','.join(token[1:])}"
+    for d, (axes, block) in enumerate(dims):
+        split = bool(axes)
+        fill = AXIS_COLORS.get(axes, AXIS_COLORS["01"]) if split else REPLICATED_COLOR
+        blocks = f" x{block}" if block != 1 else ""   # block-interleaved (S0x3)
+        label = (f"dim {d}: ÷{_shards(axes, mesh_shape)} ax {','.join(axes)}{blocks}"
                  if split else f"dim {d}: whole")
         out.append(_rect(x, y + 2, _SEG_W - 4, _ROW_H - 4, fill, "#8a929c", 3))
-        out.append(_text(x + (_SEG_W - 4) / 2, y + 14, label, 10, anchor="middle",
-                         fill="#ffffff" if split else "#1f2328"))
+        out.append(_text(x + (_SEG_W - 4) / 2, y + 14, label, 10,
+                         anchor="middle", fill="#ffffff" if split else "#1f2328"))
         x += _SEG_W
     if partial:
         out.append(_text(x + 4, y + 14, f"partial sum over axis {','.join(partial)}", 10))
@@ -297,14 +355,15 @@ def _stage_section(stage: Stage, plan: Plan, y: float, width: float) -> Tuple[Li
 
 
 def _max_dims(plan: Plan) -> int:
-    return max([len(spec_dims(s)[0]) for st in plan.stages
+    return max([len(spec_parts(s)[0]) for st in plan.stages
                 for s in list(st.param_specs.values()) + list(st.input_specs.values())] + [1])
 
 
 def plan_svg(plan: Plan) -> str:
     """The whole picture as a standalone SVG document."""
     cluster = plan._doc["cluster"]
-    grid_w = 2 * _MARGIN + _HOST_LABEL_W + cluster["devices_per_host"] * (_CELL_W + _GAP)
+    grid_w = 2 * _MARGIN + _HOST_LABEL_W + (
+        cluster["devices_per_host"] * (_CELL_W + _GAP) if grid_fits(plan) else 1200)
     table_w = 2 * _MARGIN + 8 + _NAME_W + _SPEC_W + _max_dims(plan) * _SEG_W + 170
     width = max(900, grid_w, table_w)
     stages = len(plan.stages)
@@ -327,7 +386,7 @@ def plan_svg(plan: Plan) -> str:
     height = y + _MARGIN
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
             f'viewBox="0 0 {width:.0f} {height:.0f}">\n'
-            f'<title>alpa_torch plan for {html.escape(plan._doc["graph"])}</title>\n'
+            f'<title>alpa_torch plan for {_escape(plan._doc["graph"])}</title>\n'
             + _rect(0, 0, width, height, "#ffffff"))
     return head + "\n" + "\n".join(body) + "\n</svg>\n"
 
@@ -338,9 +397,9 @@ def plan_html(plan: Plan, explain_text: str = "") -> str:
     details = ""
     if explain_text:
         details = ("<details open=\"open\"><summary>plan as text (alpa-torch explain)</summary>\n"
-                   f"<pre>{html.escape(explain_text)}</pre></details>\n")
+                   f"<pre>{_escape(explain_text)}</pre></details>\n")
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
-            f"<title>{html.escape(title)}</title>\n<style>body{{font-family:{_FONT};"
+            f"<title>{_escape(title)}</title>\n<style>body{{font-family:{_FONT};"
             "margin:16px;color:#1f2328}pre{background:#f6f8fa;padding:12px;overflow:auto;"
             "font-size:12px}svg{max-width:100%;height:auto}</style>\n</head>\n<body>\n"
             + plan_svg(plan) + details + "</body>\n</html>\n")

@@ -255,6 +255,8 @@ def test_viz_helpers():
                               "transformer.h.1.mlp.b", "transformer.h.3.x", "lm_head.weight"]) \
         == ["transformer.wte", "transformer.h.0-1", "transformer.h.3", "lm_head"]
     assert viz.spec_dims("S01RP1") == (["S01", "R"], "1")
+    assert viz.spec_dims("RS0x3") == (["R", "S0x3"], "")   # block layouts (GPT-2's c_attn)
+    assert viz.spec_parts("RS0x3P1") == ([("", 1), ("0", 3)], "1")
     with pytest.raises(ValueError, match="cannot read sharding spec"):
         viz.spec_dims("SXR")
     assert len({viz.stage_color(i) for i in range(16)}) == 16
@@ -389,3 +391,171 @@ def test_installed_console_script(pipe_plan_file):
                           timeout=120, env=_subprocess_env())
     assert proc.returncode == 0, proc.stderr
     assert "stage 1: logical mesh (2, 1) over devices [2, 3]" in proc.stdout
+
+
+# ---- plans that do not hold together (issue 11, defect 6) ------------------------------
+
+def _edited(src, dst, *edits):
+    """Writes ``src``'s plan JSON to ``dst`` with each (path, value) edit applied."""
+    import json
+    doc = json.loads(open(src, encoding="utf-8").read())
+    for path, value in edits:
+        node = doc
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    with open(dst, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    return dst
+
+
+# The reproductions of defect 6: each loaded before; explain and draw then
+# printed an IndexError, drew nonsense or grew without bound.
+BROKEN_PLANS = {
+    "index": ((("stages", 0, "index"), -5), "stages[0].index: -5"),
+    "repeated_device": ((("stages", 0, "device_ids"), [0, 0]), "device 0 is listed twice"),
+    "no_device": ((("stages", 0, "device_ids"), []), "holds 2 devices but device_ids lists 0"),
+    "axis": ((("stages", 1, "param_specs", "blocks.2.0.weight"), "S7R"), "mesh axis 7"),
+    "micro_batches": ((("num_micro_batches",), 0), "num_micro_batches: 0 is outside"),
+    "hosts": ((("cluster", "num_hosts"), 10**9), "cluster.num_hosts: 1000000000 is outside"),
+}
+
+
+@pytest.mark.parametrize("command", ["explain", "draw"])
+@pytest.mark.parametrize("case", sorted(BROKEN_PLANS))
+def test_broken_plans_exit_2_with_one_line(capsys, workdir, pipe_plan_file, command, case):
+    edit, phrase = BROKEN_PLANS[case]
+    path = _edited(pipe_plan_file, workdir / f"broken_{case}.json", edit)
+    argv = [command, path] + (["-o", workdir / f"broken_{case}.svg"] if command == "draw" else [])
+    status, out, err = run_cli(capsys, *argv)
+    assert status == 2, (out, err)
+    assert err.startswith("alpa-torch: error: cannot read plan ") and err.count("\n") == 1, err
+    assert "invalid plan: " in err and phrase in err and "Traceback" not in err, err
+    assert not os.path.exists(workdir / f"broken_{case}.svg")
+
+
+def test_draw_summarises_a_cluster_too_large_for_a_grid(capsys, workdir, intra_plan_file):
+    for hosts, per_host in [(1024, 64), (65536, 16)]:
+        path = _edited(intra_plan_file, workdir / f"huge_{hosts}.json",
+                       (("cluster", "num_hosts"), hosts), (("cluster", "devices_per_host"), per_host))
+        start = time.monotonic()
+        svg = draw(capsys, path, workdir / f"huge_{hosts}.svg")
+        assert time.monotonic() - start < 20
+        assert len(svg) < 100_000, len(svg)
+        assert "too many devices to draw one cell each" in svg
+        assert f"devices: {hosts} host(s) × {per_host}" in svg
+        assert "stage 0: devices 0-3 on host(s) 0" in svg and svg.count("data-stage=") == 1
+    status, out, err = run_cli(capsys, "explain", path)
+    assert status == 0 and f"{65536} × 16" in out, err
+
+
+def test_draw_block_layouts(capsys, workdir, intra_plan_file):
+    path = _edited(intra_plan_file, workdir / "blocks.json",
+                   (("stages", 0, "param_specs", "blocks.0.0.weight"), "S0x2R"))
+    svg = draw(capsys, path, workdir / "blocks.svg")
+    assert "S0x2R" in svg and "dim 0: ÷4 ax 0 x2" in svg
+
+
+def test_explain_and_draw_check_the_plan_against_a_graph(capsys, workdir, intra_plan_file,
+                                                         bad_files):
+    graph = workdir / "mlp_graph.json"
+    if not graph.exists():
+        alpa_torch.capture(*__import__("cli_models").mlp_factory()).save(graph)
+    status, out, err = run_cli(capsys, "explain", intra_plan_file, "--graph", graph)
+    assert status == 0 and "stages at a glance" in out, err
+    for argv in (["explain", intra_plan_file], ["draw", intra_plan_file, "-o", workdir / "g.svg"]):
+        status, _, err = run_cli(capsys, *argv, "--graph", bad_files["graph"])
+        assert status == 2 and "does not fit graph" in err and "graph_fingerprint" in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    status, _, err = run_cli(capsys, "explain", intra_plan_file, "--graph", workdir / "nope.json")
+    assert status == 2 and "no graph file" in err
+
+
+class _Skip(torch.nn.Module):
+    """h = a(x) is read by c, two stages later: it travels through stage 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = (torch.nn.Linear(8, 8) for _ in range(3))
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.c(self.b(h)) + h
+
+
+def test_explain_lists_transfers_between_neighbouring_stages_only(capsys, workdir):
+    plan = alpa_torch.plan(_Skip(), (torch.randn(4, 8),), method="pipeshard",
+                           cluster=alpa_torch.Cluster.preset("cpu-gloo", 1, 3),
+                           stage_meshes=[(1, 1)] * 3, layer_boundaries=["b", "c"])
+    plan.save(workdir / "skip.json")
+    status, out, err = run_cli(capsys, "explain", workdir / "skip.json")
+    assert status == 0, err
+    transfers = re.findall(r"^  stage (\d) -> stage (\d): (\S+)", out, re.M)
+    assert transfers and all(int(t) == int(s) + 1 for s, t, _ in transfers), out
+    assert ("0", "1", "linear") in transfers and ("1", "2", "linear") in transfers, out
+
+
+def _mutations(doc, rng, count):
+    """``count`` copies of ``doc``, each with one member set to an odd value;
+    members are drawn by kind (path with list indices as #), so the many
+    node records do not crowd out the few plan-wide fields."""
+    import copy
+    import json
+    kinds = {}
+
+    def walk(node, path):
+        items = node.items() if isinstance(node, dict) else enumerate(node) \
+            if isinstance(node, list) else ()
+        for key, child in items:
+            kind = tuple("#" if isinstance(k, int) else k for k in path + (key,))
+            kinds.setdefault(kind, []).append(path + (key,))
+            walk(child, path + (key,))
+    walk(doc, ())
+    groups = [kinds[k] for k in sorted(kinds, key=str)]
+    odd = [-5, -1, 0, 1, 2, 7, 2**31, 2**62, 10**9, 1e308, float("nan"), float("inf"), -0.5,
+           "", "S7R", "RS0x3", "S0S0", "RP1", "f32[8,32]", "gpipe", [], [0, 0], [2, 2], {}, None,
+           True]
+    for _ in range(count):
+        mutated = copy.deepcopy(doc)
+        group = groups[rng.randrange(len(groups))]
+        path = group[rng.randrange(len(group))]
+        node = mutated
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = rng.choice(odd)
+        yield json.dumps(mutated)
+
+
+def test_explain_and_draw_never_fail_on_a_plan_that_loads(workdir, pipe_plan_file):
+    """Random one-field edits of a plan: each is refused with ValueError, or
+    explained and drawn without an exception."""
+    import json
+    import random
+    doc = json.loads(open(pipe_plan_file, encoding="utf-8").read())
+    loaded = 0
+    for text in _mutations(doc, random.Random(11), 400):
+        try:
+            plan = alpa_torch.Plan.from_json(text)
+        except ValueError:
+            continue
+        loaded += 1
+        cli.explain_text(plan)
+        viz.plan_html(plan, plan.explain())
+    assert 20 < loaded < 400, loaded   # some edits are harmless (names, notes), most are not
+
+
+def test_explain_and_draw_survive_odd_names(capsys, workdir, intra_plan_file):
+    """Names a plan may carry: control characters (not allowed in XML) and a
+    list index of thousands of digits (beyond int()'s default limit)."""
+    import json
+    doc = json.loads(open(intra_plan_file, encoding="utf-8").read())
+    specs = doc["stages"][0]["param_specs"]
+    odd = "blocks.\x01." + "9" * 5000 + ".weight"
+    specs[odd] = specs.pop("blocks.0.0.weight")
+    doc["graph"] = "mlp\x02"
+    path = workdir / "odd.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    status, out, err = run_cli(capsys, "explain", path)
+    assert status == 0 and "9" * 5000 in out, err
+    svg = draw(capsys, path, workdir / "odd.svg")   # well-formed XML
+    assert "\x01" not in svg and "\ufffd" in svg
