@@ -19,21 +19,85 @@ from typing import Any, Dict, List, Sequence
 from alpa_torch import _C
 
 
+_MAX_THREADS = 256
+_INT64 = (-2**63, 2**63 - 1)
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars as lists and numbers (for json.dumps)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not a number or a list")
+
+
+def _check_ints(value: Any, where: str) -> None:
+    """Ints beyond a double's range would read back as inf: name them."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**1023:
+            raise ValueError(f"{where} is an int of {len(str(abs(value)))} digits, too large "
+                             f"for a double; use math.inf to forbid a strategy")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_ints(v, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_ints(v, f"{where}.{k}" if where else str(k))
+
+
 def _dump(problem: Dict[str, Any]) -> str:
-    return json.dumps(problem, allow_nan=True)
+    if not isinstance(problem, dict):
+        raise ValueError(f"an ILP problem is a dict with node_costs (and optionally edges, "
+                         f"node_memory, liveness, memory_budget); got {type(problem).__name__}")
+    try:
+        _check_ints(problem, "")
+        return json.dumps(problem, allow_nan=True, default=_plain)
+    except (TypeError, RecursionError) as e:
+        raise ValueError(f"an ILP problem holds only lists, ints and floats (math.inf = "
+                         f"forbidden): {e}") from None
+
+
+def _check_options(time_limit_s: Any, num_threads: Any) -> None:
+    if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, (int, float)) or \
+            not time_limit_s > 0:
+        raise ValueError(f"time_limit_s must be a number of seconds > 0, got {time_limit_s!r}")
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or \
+            not 1 <= num_threads <= _MAX_THREADS:
+        raise ValueError(f"num_threads must be an int in [1, {_MAX_THREADS}], got "
+                         f"{num_threads!r}")
 
 
 def solve(problem: Dict[str, Any], *, time_limit_s: float = 60.0,
           num_threads: int = 1) -> Dict[str, Any]:
     """Optimal strategy per node: {"choice", "objective", "memory_peak",
     "status", "solve_seconds"}. Raises PlanInfeasibleError when no choice
-    fits, ValueError for a malformed problem."""
+    fits, ValueError for a malformed problem (costs are seconds >= 0 or
+    math.inf, memory bytes >= 0).
+
+    "optimal" holds to about 1e-8 of the objective whatever the range of
+    the costs, and the choice always fits the budget exactly
+    (``evaluate(problem, choice)["memory_ok"]``). Safe to call from several
+    threads: CBC solves run one at a time, and CBC prints nothing."""
+    _check_options(time_limit_s, num_threads)
     return dict(_C.solve_ilp(_dump(problem), float(time_limit_s), int(num_threads)))
 
 
 def evaluate(problem: Dict[str, Any], choice: Sequence[int]) -> Dict[str, Any]:
     """Objective, peak memory and whether the budget holds, for `choice`."""
-    return dict(_C.evaluate_ilp(_dump(problem), list(choice)))
+    try:
+        picks = list(choice)
+    except TypeError:
+        raise ValueError(f"choice must be a list of strategy indices, one per node; got "
+                         f"{type(choice).__name__}") from None
+    for i, k in enumerate(picks):
+        if hasattr(k, "item") and not isinstance(k, (bool, int)):
+            try:
+                k = k.item()  # a numpy integer
+            except (TypeError, ValueError):
+                pass
+        if isinstance(k, bool) or not isinstance(k, int) or not _INT64[0] <= k <= _INT64[1]:
+            raise ValueError(f"choice[{i}] must be a strategy index (an int), got {k!r}")
+        picks[i] = int(k)
+    return dict(_C.evaluate_ilp(_dump(problem), picks))
 
 
 def brute_force(problem: Dict[str, Any]) -> List[int]:

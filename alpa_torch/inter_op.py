@@ -107,13 +107,73 @@ def place_submeshes(cluster: Any, stage_submeshes: Sequence[Submesh]) -> List[Li
     return [list(ids) for ids in _C.place_submeshes(_cluster_json(cluster), shapes)]
 
 
+# Sizes the C++ stage DP accepts (csrc/inter_op/stage_dp.h); checked here
+# too so that no absurd size is flattened into a list first.
+_MAX_COUNT = 2**62           # ints larger than this do not reach C++
+_MAX_TABLE_ENTRIES = 2**24   # L * L * M * C
+
+
+def _is_int(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        _np is not None and isinstance(value, _np.integer))
+
+
 def _as_submesh(value: Any, name: str) -> Submesh:
     ok = (isinstance(value, (tuple, list)) and len(value) == 2 and
-          all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value))
+          all(_is_int(v) and v >= 1 for v in value))
     if not ok:
         raise ValueError(f"{name} must be a (num_hosts, devices_per_host) pair of positive "
                          f"ints, e.g. (1, 4); got {value!r}")
+    if any(v > _MAX_COUNT for v in value):
+        raise ValueError(f"{name} is {tuple(value)}: more devices than the stage DP takes")
     return (int(value[0]), int(value[1]))
+
+
+def _is_rows(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or (_np is not None and isinstance(value, _np.ndarray)
+                                                and value.ndim >= 1)
+
+
+_AXES = ("layers i", "layers k", "sub-meshes", "logical configs")
+
+
+def _nested_shape(values: Any, name: str) -> Tuple[int, int, int, int]:
+    """[L, L, M, C] of a nested list; every row is checked."""
+    def not_rows(path: str, value: Any) -> ValueError:
+        return ValueError(f"{name} must be a nested list or array of shape [L, L, M, C] "
+                          f"(layers, layers, sub-meshes, logical configs); {name}{path} is "
+                          f"{type(value).__name__}, not a list")
+    shape: List[int] = []
+    level = values
+    for depth in range(4):
+        if not _is_rows(level):
+            raise not_rows("[0]" * depth, level)
+        shape.append(len(level))
+        if not shape[-1]:
+            raise ValueError(f"{name} must have shape [L, L, M, C] with every size >= 1; its "
+                             f"{_AXES[depth]} axis is empty")
+        level = level[0]
+    L, L2, M, C = shape
+    if L2 != L:
+        raise ValueError(f"{name} must have shape [L, L, M, C]; got [{L}, {L2}, ...]")
+    if L * L * M * C > _MAX_TABLE_ENTRIES:
+        raise ValueError(f"{name} has {L} x {L} x {M} x {C} entries, more than the stage DP "
+                         f"takes (2^24)")
+
+    def check(rows: Any, depth: int, path: str) -> None:
+        if not _is_rows(rows):
+            raise not_rows(path, rows)
+        if len(rows) != shape[depth]:
+            what = {1: "entries; every row needs", 2: "sub-mesh entries; expected",
+                    3: "configs; expected"}[depth]
+            raise ValueError(f"{name}{path} has {len(rows)} {what} {shape[depth]} "
+                             f"(shape [L, L, M, C])")
+        if depth < 3:
+            for i, row in enumerate(rows):
+                check(row, depth + 1, f"{path}[{i}]")
+    for i, row in enumerate(values):
+        check(row, 1, f"[{i}]")
+    return (L, L2, M, C)
 
 
 def _shape_of(values: Any, name: str, num_submeshes: int) -> Tuple[int, int, int, int]:
@@ -123,24 +183,11 @@ def _shape_of(values: Any, name: str, num_submeshes: int) -> Tuple[int, int, int
             raise ValueError(f"{name} must have 4 dimensions [L, L, M, C] (layers, layers, "
                              f"sub-meshes, logical configs); got shape {values.shape}")
         shape = tuple(int(n) for n in values.shape)
+        if values.size > _MAX_TABLE_ENTRIES:
+            raise ValueError(f"{name} has shape {list(shape)}, more entries than the stage DP "
+                             f"takes (2^24)")
     else:
-        try:
-            shape = (len(values), len(values[0]), len(values[0][0]), len(values[0][0][0]))
-        except (TypeError, IndexError):
-            raise ValueError(f"{name} must be a nested list or array of shape [L, L, M, C] "
-                             f"(layers, layers, sub-meshes, logical configs)") from None
-        for i, row in enumerate(values):
-            if len(row) != shape[1]:
-                raise ValueError(f"{name}[{i}] has {len(row)} entries; every row needs "
-                                 f"{shape[1]} (shape [L, L, M, C])")
-            for k, per_mesh in enumerate(row):
-                if len(per_mesh) != shape[2]:
-                    raise ValueError(f"{name}[{i}][{k}] has {len(per_mesh)} sub-mesh entries; "
-                                     f"expected {shape[2]}")
-                for m, configs in enumerate(per_mesh):
-                    if len(configs) != shape[3]:
-                        raise ValueError(f"{name}[{i}][{k}][{m}] has {len(configs)} configs; "
-                                         f"expected {shape[3]} (the same for every sub-mesh)")
+        shape = _nested_shape(values, name)
     L, L2, M, C = shape
     if L < 1 or L2 != L or C < 1:
         raise ValueError(f"{name} must have shape [L, L, M, C] with L >= 1 layers and C >= 1 "
@@ -153,7 +200,11 @@ def _shape_of(values: Any, name: str, num_submeshes: int) -> Tuple[int, int, int
 
 def _flat_costs(values: Any, L: int) -> List[float]:
     if _np is not None and isinstance(values, _np.ndarray):
-        arr = _np.array(values, dtype=_np.float64)
+        try:
+            arr = _np.array(values, dtype=_np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError("stage_costs must hold numbers of seconds (math.inf = "
+                             "infeasible)") from None
         arr[_np.tril_indices(L, -1)] = math.inf  # k < i: unused
         if _np.isnan(arr).any():
             raise ValueError("stage_costs contains NaN; use math.inf for an infeasible stage")
@@ -167,10 +218,13 @@ def _flat_costs(values: Any, L: int) -> List[float]:
                         out.append(math.inf)
                         continue
                     try:
+                        if isinstance(v, (bool, str, bytes)):
+                            raise TypeError
                         x = float(v)
-                    except (TypeError, ValueError):
+                    except (TypeError, ValueError, OverflowError):
                         raise ValueError(f"stage_costs[{i}][{k}][{m}][{c}] must be a number of "
-                                         f"seconds (math.inf = infeasible); got {v!r}") from None
+                                         f"seconds (math.inf = infeasible); got "
+                                         f"{repr(v)[:40]}") from None
                     if math.isnan(x):
                         raise ValueError(f"stage_costs[{i}][{k}][{m}][{c}] is NaN; use math.inf "
                                          f"for an infeasible stage")
@@ -182,19 +236,23 @@ def _flat_bounds(values: Any) -> List[int]:
     if _np is not None and isinstance(values, _np.ndarray):
         if values.dtype.kind not in "iu":
             raise ValueError(f"max_n_succ_stages must hold integers; got dtype {values.dtype}")
+        if values.size and values.min() < -1:
+            raise ValueError(f"max_n_succ_stages must be >= -1 (-1 = never fits); its least "
+                             f"entry is {values.min()}")
         return _np.minimum(values, _UNBOUNDED).astype(_np.int64).ravel().tolist()
     out: List[int] = []
     for i, row in enumerate(values):
         for k, per_mesh in enumerate(row):
             for m, configs in enumerate(per_mesh):
                 for c, v in enumerate(configs):
-                    if v is None or v == math.inf:
+                    where = f"max_n_succ_stages[{i}][{k}][{m}][{c}]"
+                    if v is None or (isinstance(v, float) and v == math.inf):
                         out.append(_UNBOUNDED)
-                    elif isinstance(v, bool) or not isinstance(v, int) and not (
-                            _np is not None and isinstance(v, _np.integer)):
-                        raise ValueError(
-                            f"max_n_succ_stages[{i}][{k}][{m}][{c}] must be an int (-1 = never "
-                            f"fits, None = unbounded); got {v!r}")
+                    elif not _is_int(v):
+                        raise ValueError(f"{where} must be an int (-1 = never fits, None = "
+                                         f"unbounded); got {v!r}")
+                    elif v < -1:
+                        raise ValueError(f"{where} must be >= -1 (-1 = never fits); got {v}")
                     else:
                         out.append(min(int(v), _UNBOUNDED))
     return out
@@ -239,10 +297,16 @@ def stage_dp(stage_costs: Any, submeshes: Sequence[Submesh], num_micro_batches: 
                         ("max_num_stages", max_num_stages)):
         if value is None and name != "num_micro_batches":
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not _is_int(value) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if value > _MAX_COUNT:
+            raise ValueError(f"{name} is {value}, beyond what the stage DP takes (see "
+                             f"alpa_torch.inter_op.stage_dp)")
+    num_micro_batches = int(num_micro_batches)
+    num_devices = None if num_devices is None else int(num_devices)
+    max_num_stages = None if max_num_stages is None else int(max_num_stages)
     if num_devices is None:
-        num_devices = max(h * d for h, d in shapes)
+        num_devices = min(max(h * d for h, d in shapes), _MAX_COUNT)
     raw = _C.stage_dp(L, shapes, [C] * M, _flat_costs(stage_costs, L),
                       [] if max_n_succ_stages is None else _flat_bounds(max_n_succ_stages),
                       num_devices, num_micro_batches, max_num_stages)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <queue>
 #include <sstream>
 #include <tuple>
@@ -294,9 +295,19 @@ core::Status validate_request(const StageDPRequest& r) {
   if (r.num_devices < 1) {
     return core::invalid_argument(fmt::format("num_devices must be ≥ 1, got {}", r.num_devices));
   }
+  if (r.num_devices > kMaxStageDevices) {
+    return core::invalid_argument(fmt::format(
+        "num_devices is {}; the stage DP takes at most {} devices", r.num_devices,
+        kMaxStageDevices));
+  }
   if (r.num_micro_batches < 1) {
     return core::invalid_argument(
         fmt::format("num_micro_batches must be ≥ 1, got {}", r.num_micro_batches));
+  }
+  if (r.num_micro_batches > kMaxMicroBatches) {
+    return core::invalid_argument(fmt::format(
+        "num_micro_batches is {}; the stage DP takes at most {}", r.num_micro_batches,
+        kMaxMicroBatches));
   }
   if (r.max_num_stages && *r.max_num_stages < 1) {
     return core::invalid_argument(
@@ -315,7 +326,15 @@ core::StatusOr<StageCostTable> StageCostTable::create(int64_t num_layers,
   if (num_layers < 1) {
     return core::invalid_argument(fmt::format("num_layers must be ≥ 1, got {}", num_layers));
   }
+  if (num_layers > kMaxStageLayers) {
+    return core::invalid_argument(fmt::format(
+        "num_layers is {}; the stage DP takes at most {} layers", num_layers, kMaxStageLayers));
+  }
   if (submeshes.empty()) return core::invalid_argument("at least one sub-mesh is needed, got none");
+  if (static_cast<int64_t>(submeshes.size()) > kMaxSubmeshes) {
+    return core::invalid_argument(fmt::format(
+        "{} sub-meshes given; the stage DP takes at most {}", submeshes.size(), kMaxSubmeshes));
+  }
   if (num_configs.size() != submeshes.size()) {
     return core::invalid_argument(fmt::format(
         "num_configs needs one count per sub-mesh: expected {}, got {}", submeshes.size(),
@@ -323,22 +342,36 @@ core::StatusOr<StageCostTable> StageCostTable::create(int64_t num_layers,
   }
   StageCostTable t;
   for (size_t m = 0; m < submeshes.size(); ++m) {
-    if (submeshes[m].num_hosts < 1 || submeshes[m].devices_per_host < 1) {
+    const mesh::SubmeshShape& sm = submeshes[m];
+    if (sm.num_hosts < 1 || sm.devices_per_host < 1) {
       return core::invalid_argument(fmt::format(
           "sub-mesh {} is {}; expected at least 1 host and 1 device per host", m,
-          submeshes[m].to_string()));
+          sm.to_string()));
     }
-    if (num_configs[m] < 1) {
+    if (sm.num_hosts > kMaxStageDevices / sm.devices_per_host) {
       return core::invalid_argument(fmt::format(
-          "sub-mesh {} needs at least 1 logical config, got {}", m, num_configs[m]));
+          "sub-mesh {} is {}: more than the {} devices the stage DP takes", m, sm.to_string(),
+          kMaxStageDevices));
+    }
+    if (num_configs[m] < 1 || num_configs[m] > kMaxConfigs) {
+      return core::invalid_argument(fmt::format(
+          "sub-mesh {} needs between 1 and {} logical configs, got {}", m, kMaxConfigs,
+          num_configs[m]));
     }
     t.config_offset_.push_back(t.total_configs_);
     t.total_configs_ += num_configs[m];
   }
+  const int64_t entries = num_layers * num_layers * t.total_configs_;  // < 2^46
+  if (entries > kMaxTableEntries) {
+    return core::invalid_argument(fmt::format(
+        "a stage cost table of {} × {} layers × {} configs has {} entries, more than the {} "
+        "the stage DP takes; use fewer layers or configs", num_layers, num_layers,
+        t.total_configs_, entries, kMaxTableEntries));
+  }
   t.num_layers_ = num_layers;
   t.submeshes_ = std::move(submeshes);
   t.num_configs_ = std::move(num_configs);
-  size_t size = static_cast<size_t>(num_layers * num_layers * t.total_configs_);
+  size_t size = static_cast<size_t>(entries);
   t.costs_.assign(size, kInf);
   t.max_n_succ_.assign(size, kUnboundedSuccessors);
   return t;
@@ -364,6 +397,12 @@ core::Status StageCostTable::validate() const {
             return core::invalid_argument(fmt::format(
                 "stage cost of layers {}..{} on sub-mesh {} config {} must be ≥ 0 seconds or "
                 "+inf (infeasible), got {}", i, k, m, c, t));
+          }
+          if (std::isfinite(t) && t > kMaxStageCost) {
+            return core::invalid_argument(fmt::format(
+                "stage cost of layers {}..{} on sub-mesh {} config {} is {} s, above the "
+                "largest finite cost {} s; use +inf for an infeasible stage", i, k, m, c, t,
+                kMaxStageCost));
           }
           if (bound < kNeverFits) {
             return core::invalid_argument(fmt::format(
@@ -432,6 +471,31 @@ core::StatusOr<StageDPResult> StageDPResult::parse(const std::string& text) {
 
 namespace {
 
+/// InvalidArgument when the DP table F or the work of one DP run (min-plus
+/// steps over device rows) is beyond what the stage DP takes.
+core::Status check_dp_size(const Problem& p) {
+  const int64_t entries = (p.num_buckets + 1) * (p.L + 1) * (p.D + 1);  // < 2^41
+  if (entries > kMaxDpEntries) {
+    return core::invalid_argument(fmt::format(
+        "the stage DP table needs {} × {} × {} = {} entries (stage counts × layers × devices), "
+        "more than the {} it takes; use fewer layers, devices or max_num_stages",
+        p.num_buckets + 1, p.L + 1, p.D + 1, entries, kMaxDpEntries));
+  }
+  int64_t stage_steps = 0;  // (i, k, m) that admit some config
+  for (size_t at = 0; at + 1 < p.steps_begin.size(); ++at) {
+    stage_steps += p.steps_begin[at + 1] > p.steps_begin[at];
+  }
+  const double work = static_cast<double>(stage_steps) * static_cast<double>(p.num_buckets) *
+                      static_cast<double>(p.D + 1);
+  if (work > kMaxDpWork) {
+    return core::invalid_argument(fmt::format(
+        "one stage DP run would take {:.3g} steps ({} feasible stages × {} stage counts × {} "
+        "device counts), more than the {:.3g} it takes; use fewer layers, sub-meshes, devices "
+        "or max_num_stages", work, stage_steps, p.num_buckets, p.D + 1, kMaxDpWork));
+  }
+  return core::ok_status();
+}
+
 /// The most specific reason no plan exists.
 core::Status explain_infeasible(const StageDPRequest& request, const Problem& p) {
   for (int64_t j = 0; j < p.L; ++j) {
@@ -447,24 +511,31 @@ core::Status explain_infeasible(const StageDPRequest& request, const Problem& p)
           "max_n_succ_stages = -1, or needs a sub-mesh larger than the {} devices", j, p.D));
     }
   }
-  // Which device counts d can at most S sub-meshes of the table add up to?
-  std::vector<char> reach(static_cast<size_t>(p.D + 1), 0);
-  reach[0] = 1;
-  for (int64_t count = 0; count < p.S; ++count) {
-    std::vector<char> next = reach;
-    for (int64_t d = 0; d <= p.D; ++d) {
-      for (int64_t n : p.devices) {
-        if (reach[static_cast<size_t>(d)] && d + n <= p.D) next[static_cast<size_t>(d + n)] = 1;
-      }
+  // The fewest sub-meshes of the table that add up to exactly D devices.
+  std::vector<int64_t> sizes = p.devices;
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+  std::vector<int64_t> fewest(static_cast<size_t>(p.D + 1), kNone);
+  fewest[0] = 0;
+  for (int64_t d = 1; d <= p.D; ++d) {
+    for (int64_t n : sizes) {
+      if (n > d) break;
+      int64_t before = fewest[static_cast<size_t>(d - n)];
+      if (before != kNone) fewest[static_cast<size_t>(d)] = std::min(fewest[static_cast<size_t>(d)], before + 1);
     }
-    reach = std::move(next);
   }
-  if (!reach[static_cast<size_t>(p.D)]) {
+  if (fewest[static_cast<size_t>(p.D)] > p.S) {
     return core::infeasible(fmt::format(
         "no {} or fewer sub-meshes add up to exactly {} devices (sub-mesh sizes: {}); every "
         "device must be used", p.S, p.D, fmt::join(p.devices, ", ")));
   }
   Problem relaxed = build_problem(request, /*ignore_memory=*/true);
+  if (!check_dp_size(relaxed).ok()) {
+    return core::infeasible(fmt::format(
+        "no pipeline of at most {} stages covers layers 0..{} on exactly {} devices within the "
+        "memory bounds (max_n_succ_stages)", p.S, p.L - 1, p.D));
+  }
   StageTable table(relaxed);
   if (!relaxed.candidates.empty() && evaluate_at(&table, kInf).g < kInf) {
     return core::infeasible(fmt::format(
@@ -482,6 +553,7 @@ core::StatusOr<StageDPResult> stage_dp(const StageDPRequest& request) {
   ALPA_RETURN_IF_ERROR(validate_request(request));
   Problem p = build_problem(request, /*ignore_memory=*/false);
   if (p.candidates.empty()) return explain_infeasible(request, p);
+  ALPA_RETURN_IF_ERROR(check_dp_size(p));
   StageTable table(p);
   StageDPResult result = search_t_max(p, request.num_micro_batches, &table);
   if (result.stages.empty()) return explain_infeasible(request, p);

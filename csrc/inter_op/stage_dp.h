@@ -49,6 +49,22 @@
 
 namespace alpa::inter_op {
 
+/// Sizes the stage DP accepts (InvalidArgument beyond them, before anything
+/// is allocated): they keep every device count, index and sum far from
+/// int64 overflow and the DP's tables within 512 MiB.
+inline constexpr int64_t kMaxStageDevices = int64_t{1} << 16;  ///< D, and n_m per sub-mesh
+inline constexpr int64_t kMaxStageLayers = int64_t{1} << 12;   ///< L
+inline constexpr int64_t kMaxSubmeshes = int64_t{1} << 12;     ///< M
+inline constexpr int64_t kMaxConfigs = int64_t{1} << 10;       ///< C_m per sub-mesh
+inline constexpr int64_t kMaxTableEntries = int64_t{1} << 24;  ///< L·L·Σ_m C_m
+inline constexpr int64_t kMaxDpEntries = int64_t{1} << 26;     ///< F: buckets·(L+1)·(D+1)
+inline constexpr int64_t kMaxMicroBatches = int64_t{1} << 30;  ///< B
+/// Min-plus steps of one DP run (feasible stages × stage counts × device
+/// counts): about a minute; beyond it the DP would not end in useful time.
+inline constexpr double kMaxDpWork = 68719476736.0;  // 2^36
+/// Largest finite stage cost, in seconds: Σ over a plan stays finite.
+inline constexpr double kMaxStageCost = 1e30;
+
 /// max_n_succ_stages value: the stage fits whatever follows it.
 inline constexpr int64_t kUnboundedSuccessors = std::numeric_limits<int64_t>::max();
 /// max_n_succ_stages value: the stage never fits in memory.
@@ -60,8 +76,11 @@ class StageCostTable {
  public:
   StageCostTable() = default;
   /// A table with every cost +inf and every memory bound unbounded.
-  /// InvalidArgument when num_layers < 1, no sub-mesh is given, a sub-mesh
-  /// is empty, or num_configs is not one count ≥ 1 per sub-mesh.
+  /// InvalidArgument when num_layers is not in [1, kMaxStageLayers], the
+  /// sub-meshes are none or more than kMaxSubmeshes, a sub-mesh is empty or
+  /// has more than kMaxStageDevices devices, num_configs is not one count in
+  /// [1, kMaxConfigs] per sub-mesh, or the table would exceed
+  /// kMaxTableEntries.
   static core::StatusOr<StageCostTable> create(int64_t num_layers,
                                                std::vector<mesh::SubmeshShape> submeshes,
                                                std::vector<int64_t> num_configs);
@@ -88,8 +107,8 @@ class StageCostTable {
     max_n_succ_[index(i, k, m, c)] = stages;
   }
 
-  /// InvalidArgument for a NaN or negative cost or a bound below -1, naming
-  /// the entry.
+  /// InvalidArgument for a NaN, negative or too large (> kMaxStageCost)
+  /// cost or a bound below -1, naming the entry.
   core::Status validate() const;
 
  private:
@@ -107,8 +126,8 @@ class StageCostTable {
 /// The stage DP's input, as plain data.
 struct StageDPRequest {
   StageCostTable table;
-  int64_t num_devices = 1;       ///< D: devices every plan uses exactly
-  int64_t num_micro_batches = 1; ///< B ≥ 1
+  int64_t num_devices = 1;       ///< D in [1, kMaxStageDevices]: devices every plan uses exactly
+  int64_t num_micro_batches = 1; ///< B in [1, kMaxMicroBatches]
   std::optional<int64_t> max_num_stages;  ///< at most this many stages (≥ 1)
 };
 
@@ -144,7 +163,8 @@ struct StageDPResult {
 };
 
 /// The optimal pipeline (Alpa §5.2; algorithm above). InvalidArgument for a
-/// malformed request; Infeasible when no plan covers all L layers on exactly
+/// malformed request (sizes beyond the limits above included, and a DP
+/// table beyond kMaxDpEntries); Infeasible when no plan covers all L layers on exactly
 /// D devices within the memory bounds, with the most specific reason found
 /// (a layer no stage can hold, device counts that cannot add up to D, or the
 /// memory bounds).

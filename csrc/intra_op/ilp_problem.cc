@@ -19,9 +19,31 @@ Status check_cost(double value, const std::string& where) {
   if (std::isnan(value)) {
     return core::invalid_argument(fmt::format("{} is NaN", where));
   }
-  if (value == -kInfinity) {
+  if (value < 0) {
     return core::invalid_argument(fmt::format(
-        "{} is -inf; a cost must be finite or +inf (forbidden)", where));
+        "{} is {}; a cost is seconds >= 0, or +inf (forbidden)", where, value));
+  }
+  if (std::isfinite(value) && value > kMaxIlpCost) {
+    return core::invalid_argument(fmt::format(
+        "{} is {} s, above the largest finite cost {} s; use +inf to forbid a strategy",
+        where, value, kMaxIlpCost));
+  }
+  return core::ok_status();
+}
+
+// Columns and nonzeros CBC indexes with int: the problem must stay below.
+Status check_size(const IlpProblem& p) {
+  constexpr int64_t kMaxEntries = int64_t{1} << 30;
+  int64_t entries = 0;
+  for (const auto& costs : p.node_costs) entries += static_cast<int64_t>(costs.size());
+  for (const auto& edge : p.edges) {
+    for (const auto& row : edge.costs) entries += static_cast<int64_t>(row.size());
+  }
+  for (const auto& live : p.liveness) entries += static_cast<int64_t>(live.size());
+  if (entries > kMaxEntries) {
+    return core::invalid_argument(fmt::format(
+        "the problem has {} cost and liveness entries, more than the solver takes (2^30)",
+        entries));
   }
   return core::ok_status();
 }
@@ -97,6 +119,11 @@ Status validate_memory(const IlpProblem& p) {
         return core::invalid_argument(fmt::format(
             "node_memory[{}][{}] is {} bytes; memory must be finite and >= 0",
             i, k, m));
+      }
+      if (m > kMaxIlpBytes) {
+        return core::invalid_argument(fmt::format(
+            "node_memory[{}][{}] is {} bytes, above the largest entry the solver takes, "
+            "{} bytes", i, k, m, kMaxIlpBytes));
       }
     }
   }
@@ -176,6 +203,7 @@ double IlpProblem::memory(NodeIdx node, StrategyIdx strategy) const {
 }
 
 core::Status IlpProblem::validate() const {
+  ALPA_RETURN_IF_ERROR(check_size(*this));
   ALPA_RETURN_IF_ERROR(validate_nodes(*this));
   for (size_t e = 0; e < edges.size(); ++e) {
     ALPA_RETURN_IF_ERROR(validate_edge(*this, e));
@@ -212,6 +240,14 @@ core::StatusOr<IlpProblem> IlpProblem::from_json(const core::Json& json) {
   if (!json.is_object()) {
     return core::parse_error(fmt::format("IlpProblem must be a JSON object, got {}",
                                          core::json_kind_name(json.kind())));
+  }
+  for (const auto& [key, value] : json.as_object()) {
+    if (key != "node_costs" && key != "edges" && key != "node_memory" && key != "liveness" &&
+        key != "memory_budget") {
+      return core::parse_error(fmt::format(
+          "IlpProblem has an unknown field '{}'; the fields are node_costs, edges, "
+          "node_memory, liveness and memory_budget", key));
+    }
   }
   IlpProblem p;
   ALPA_ASSIGN_OR_RETURN(const Json* costs, core::json_member(json, "node_costs", kWhere));
@@ -274,6 +310,7 @@ std::string IlpSolution::to_string() const {
 std::string format_bytes(double bytes) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   if (!std::isfinite(bytes)) return fmt::format("{} bytes", bytes);
+  if (bytes != 0 && std::abs(bytes) < 1) return fmt::format("{:.3g} bytes", bytes);
   return fmt::format("{:.2f} GiB ({:.0f} bytes)", bytes / kGiB, bytes);
 }
 

@@ -26,6 +26,10 @@ using EdgeIdx = int64_t;
 using TimeIdx = int64_t;
 
 inline constexpr double kInfinity = std::numeric_limits<double>::infinity();
+/// Largest finite cost (seconds) and memory entry (bytes) a problem may
+/// hold: sums over 2^30 entries stay finite.
+inline constexpr double kMaxIlpCost = 1e30;
+inline constexpr double kMaxIlpBytes = 1e30;
 
 /// Minimize Σ_i cost(i, k_i) + Σ_(i,j) R_ij[k_i][k_j] subject to
 /// Σ_{i live at t} memory(i, k_i) ≤ memory_budget for every time point t.
@@ -59,8 +63,9 @@ struct IlpProblem {
   /// memory(i, k) in bytes; 0 when the problem has no memory terms.
   double memory(NodeIdx node, StrategyIdx strategy) const;
 
-  /// OK when sizes agree, indices are in range, no cost is NaN or -inf,
-  /// every memory value is finite and >= 0, and the budget is >= 0.
+  /// OK when sizes agree, indices are in range, every cost is in
+  /// [0, kMaxIlpCost] or +inf, every memory value in [0, kMaxIlpBytes], the
+  /// budget is >= 0 (or +inf), and there are at most 2^30 entries.
   /// Errors are InvalidArgument and name the offending entry and value.
   core::Status validate() const;
 
@@ -68,8 +73,9 @@ struct IlpProblem {
   ///  "node_memory": [[...]], "liveness": [[...]], "memory_budget": x}.
   /// Doubles round-trip bit-exactly; +inf is written as Infinity.
   core::Json to_json() const;
-  /// Reads to_json()'s form; only "node_costs" is required. Does not
-  /// validate(); callers that take user input should.
+  /// Reads to_json()'s form; only "node_costs" is required and an unknown
+  /// field is a ParseError. Does not validate(); callers that take user
+  /// input should.
   static core::StatusOr<IlpProblem> from_json(const core::Json& json);
 
   /// Compact JSON text (to_json().dump()); from_string reads it back.

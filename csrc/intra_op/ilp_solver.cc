@@ -1,8 +1,9 @@
-// This file implements solve_ilp(): presolve, the CBC model of the intra-op
-// ILP (Alpa §4, DESIGN.md §5), and reading CBC's answer back. It is the
-// only file that includes CBC.
+// This file implements solve_ilp(): the CBC model of the intra-op ILP (Alpa
+// §4, DESIGN.md §5) after the exact presolve of ilp_presolve.h, the search
+// rounds that make CBC's answer trustworthy, and reading CBC's answer back.
+// It is the only file that includes CBC.
 //
-// Formulation, for nodes i with strategies k and edges (i, j):
+// Formulation, for free nodes i with strategies k and edges (i, j):
 //   s_ik ∈ {0,1}, Σ_k s_ik = 1                       one strategy per node
 //   e_ij,kl ∈ [0,1], Σ_l e_ij,kl = s_ik, Σ_k e_ij,kl = s_jl
 //   min Σ_ik cost_ik s_ik + Σ_ij,kl R_ij[k][l] e_ij,kl
@@ -11,17 +12,29 @@
 // as equalities: summing the row bounds over k gives 1 ≤ Σ_k s_ik = 1, so
 // every row bound is tight anyway. With s integral the marginals of e are
 // one-hot, which leaves exactly one feasible e (e_ij,k*l* = 1, the rest 0):
-// e can be continuous and CBC branches only on s.
-// A +inf cost fixes its variable to 0; we go one step further and leave
-// the column out of the model (same feasible set, smaller model), so the
-// objective only ever sees finite coefficients.
+// e can be continuous and CBC branches only on s. A +inf cost leaves its
+// column out of the model, so the objective only sees finite coefficients.
 //
-// Presolve (always exact): a node with one allowed (finite-cost) strategy
-// is fixed, and its edges are folded into the neighbour's cost vector (an
-// edge row or column), which may fix the neighbour in turn. Parallel edges
-// between two free nodes are summed into one matrix; memory rows that
-// cannot bind are dropped; with no edge and no memory row left, each free
-// node simply takes its cheapest strategy and CBC is not called.
+// CBC's tolerances are absolute, so the model is scaled to the objective:
+//  * the objective is divided by S = max(lower bound, largest cost · 1e-6),
+//    so a plan's objective reads ≥ 1 whenever the lower bound is positive;
+//  * CBC's answer is trusted (called optimal) only when S ≤ 8 × its
+//    objective: then CBC's absolute gaps of 1e-9 are ≤ 8e-9 of the
+//    objective. Otherwise the search runs again with S re-sized to the plan
+//    found, every cost above it left out (costs are ≥ 0, so no cheaper plan
+//    uses one) and that plan as the cutoff. Each such round divides the
+//    objective by more than 8e6, so there are few (in practice one);
+//  * memory rows are divided by their right-hand side; presolve guarantees
+//    every term is at most it, so coefficients lie in (0, 1]. Terms below
+//    1e-9 of a row are left out, and every plan CBC returns is re-checked
+//    exactly by evaluate(): a plan over the budget (by CBC's feasibility
+//    tolerance or a dropped term) gets a no-good cut over the strategies of
+//    its violated time point and the search runs again. Every plan returned
+//    fits the budget exactly.
+//
+// CBC's solver entry (CbcMain1) keeps process-wide state and is not
+// reentrant: every CBC call in the process runs under one lock, with CBC's
+// output off.
 #include "intra_op/ilp_solver.h"
 
 #include <coin/Cbc_C_Interface.h>
@@ -29,205 +42,57 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "core/check.h"
 #include "intra_op/evaluator.h"
+#include "intra_op/ilp_presolve.h"
 
 namespace alpa::intra_op {
 namespace {
 
 using core::Status;
 using core::StatusOr;
+using detail::kFree;
+using detail::Matrix;
+using detail::MemoryRow;
+using detail::Presolved;
+using Clock = std::chrono::steady_clock;
 
-// Memory may exceed the budget by this fraction in CBC's answer (its row
-// feasibility tolerance); anything more is a solver bug.
-constexpr double kMemoryRelativeSlack = 1e-9;
-constexpr StrategyIdx kFree = -1;
 constexpr int kNoColumn = -1;
+// Objective scale: S ≥ largest cost · kCostRange keeps the scaled costs ≤ 1e6.
+constexpr double kCostRange = 1e-6;
+// CBC's answer is trusted when S ≤ kTrustedScale × the plan's objective.
+constexpr double kTrustedScale = 8.0;
+// CBC's relative and absolute (scaled) optimality gaps.
+constexpr double kCbcGap = 1e-9;
+// Scaled objective coefficients below this are 0; memory terms below this
+// fraction of their row are left out (the exact re-check keeps plans in
+// budget).
+constexpr double kTinyObjective = 1e-12;
+constexpr double kTinyMemoryTerm = 1e-9;
+// Rounds of no-good cuts before giving up (each removes a plan over the
+// budget; only plans within CBC's tolerance of the budget ever need one).
+constexpr int kMaxCutRounds = 64;
+// Rounds of re-scaling: each divides the objective by > 8e6 (see above), so
+// a double's range allows fewer than 100.
+constexpr int kMaxScaleRounds = 128;
+constexpr double kMaxCbcSeconds = 1e8;
 
-using Matrix = std::vector<std::vector<double>>;
-
-struct Presolved {
-  Matrix costs;                      // node costs, fixed neighbours folded in
-  std::vector<StrategyIdx> fixed;    // kFree, or the only allowed strategy
-  std::map<std::pair<NodeIdx, NodeIdx>, Matrix> edges;  // a < b, both free
-};
-
-struct MemoryRow {
-  struct Term {
-    NodeIdx node;
-    StrategyIdx strategy;
-    double bytes;  // m_ik − min_k m_ik > 0
-  };
-  std::vector<Term> terms;
-  double rhs = 0.0;  // bytes: M − Σ min m
-};
-
-bool allowed(const Presolved& ps, NodeIdx i, size_t k) {
-  return std::isfinite(ps.costs[static_cast<size_t>(i)][k]);
+std::mutex& cbc_mutex() {
+  static std::mutex mu;
+  return mu;
 }
 
-// Fixes node i when it has exactly one allowed strategy; fails when none.
-Status try_fix(const IlpProblem& problem, NodeIdx i, Presolved& ps,
-               std::deque<NodeIdx>& queue) {
-  const std::vector<double>& costs = ps.costs[static_cast<size_t>(i)];
-  int64_t count = 0;
-  StrategyIdx last = kFree;
-  for (size_t k = 0; k < costs.size(); ++k) {
-    if (std::isfinite(costs[k])) {
-      ++count;
-      last = static_cast<StrategyIdx>(k);
-    }
-  }
-  if (count == 0) {
-    const auto& own = problem.node_costs[static_cast<size_t>(i)];
-    bool own_forbidden = std::none_of(own.begin(), own.end(),
-                                      [](double c) { return std::isfinite(c); });
-    return core::infeasible(fmt::format(
-        "node {} has no allowed strategy: {}", i,
-        own_forbidden
-            ? fmt::format("all {} strategy costs are +inf", own.size())
-            : std::string("every strategy has a +inf resharding cost to a "
-                          "neighbour whose only allowed strategy is fixed")));
-  }
-  if (count == 1) {
-    ps.fixed[static_cast<size_t>(i)] = last;
-    queue.push_back(i);
-  }
-  return core::ok_status();
-}
-
-// Folds edge `e`, whose endpoint `fixed_node` is fixed, into its other end.
-Status fold_edge(const IlpProblem& problem, EdgeIdx e, NodeIdx fixed_node,
-                 Presolved& ps, std::deque<NodeIdx>& queue) {
-  const IlpProblem::Edge& edge = problem.edges[static_cast<size_t>(e)];
-  bool src_fixed = fixed_node == edge.src;
-  NodeIdx other = src_fixed ? edge.dst : edge.src;
-  size_t k_fixed = static_cast<size_t>(ps.fixed[static_cast<size_t>(fixed_node)]);
-  auto cost_at = [&](size_t k_other) {
-    return src_fixed ? edge.costs[k_fixed][k_other] : edge.costs[k_other][k_fixed];
-  };
-  StrategyIdx other_fixed = ps.fixed[static_cast<size_t>(other)];
-  if (other_fixed != kFree) {
-    if (std::isinf(cost_at(static_cast<size_t>(other_fixed)))) {
-      return core::infeasible(fmt::format(
-          "edge {} ({} -> {}) has a +inf resharding cost between the only "
-          "allowed strategies of its endpoints ({} and {})", e, edge.src,
-          edge.dst, ps.fixed[static_cast<size_t>(edge.src)],
-          ps.fixed[static_cast<size_t>(edge.dst)]));
-    }
-    return core::ok_status();
-  }
-  std::vector<double>& costs = ps.costs[static_cast<size_t>(other)];
-  for (size_t k = 0; k < costs.size(); ++k) costs[k] += cost_at(k);
-  return try_fix(problem, other, ps, queue);
-}
-
-void merge_free_edges(const IlpProblem& problem,
-                      const std::vector<bool>& folded, Presolved& ps) {
-  for (size_t e = 0; e < problem.edges.size(); ++e) {
-    if (folded[e]) continue;
-    const IlpProblem::Edge& edge = problem.edges[e];
-    bool forward = edge.src < edge.dst;
-    NodeIdx a = forward ? edge.src : edge.dst;
-    NodeIdx b = forward ? edge.dst : edge.src;
-    Matrix& merged = ps.edges[{a, b}];
-    size_t rows = static_cast<size_t>(problem.num_strategies(a));
-    size_t cols = static_cast<size_t>(problem.num_strategies(b));
-    if (merged.empty()) merged.assign(rows, std::vector<double>(cols, 0.0));
-    for (size_t k = 0; k < rows; ++k) {
-      for (size_t l = 0; l < cols; ++l) {
-        merged[k][l] += forward ? edge.costs[k][l] : edge.costs[l][k];
-      }
-    }
-  }
-}
-
-StatusOr<Presolved> presolve(const IlpProblem& problem) {
-  Presolved ps;
-  ps.costs = problem.node_costs;
-  ps.fixed.assign(static_cast<size_t>(problem.num_nodes()), kFree);
-  std::vector<std::vector<EdgeIdx>> adjacent(ps.fixed.size());
-  for (size_t e = 0; e < problem.edges.size(); ++e) {
-    adjacent[static_cast<size_t>(problem.edges[e].src)].push_back(static_cast<EdgeIdx>(e));
-    adjacent[static_cast<size_t>(problem.edges[e].dst)].push_back(static_cast<EdgeIdx>(e));
-  }
-  std::deque<NodeIdx> queue;
-  for (NodeIdx i = 0; i < problem.num_nodes(); ++i) {
-    ALPA_RETURN_IF_ERROR(try_fix(problem, i, ps, queue));
-  }
-  std::vector<bool> folded(problem.edges.size(), false);
-  while (!queue.empty()) {
-    NodeIdx i = queue.front();
-    queue.pop_front();
-    for (EdgeIdx e : adjacent[static_cast<size_t>(i)]) {
-      if (folded[static_cast<size_t>(e)]) continue;
-      folded[static_cast<size_t>(e)] = true;
-      ALPA_RETURN_IF_ERROR(fold_edge(problem, e, i, ps, queue));
-    }
-  }
-  merge_free_edges(problem, folded, ps);
-  return ps;
-}
-
-// Least bytes node i can take under any allowed strategy.
-double least_memory(const IlpProblem& problem, const Presolved& ps, NodeIdx i) {
-  double least = kInfinity;
-  for (size_t k = 0; k < ps.costs[static_cast<size_t>(i)].size(); ++k) {
-    if (allowed(ps, i, k)) least = std::min(least, problem.memory(i, static_cast<StrategyIdx>(k)));
-  }
-  return least;
-}
-
-// Memory rows that can bind; fails when even the least memory per node
-// exceeds the budget at some time point.
-StatusOr<std::vector<MemoryRow>> memory_rows(const IlpProblem& problem,
-                                             const Presolved& ps) {
-  std::vector<MemoryRow> rows;
-  if (!problem.has_memory() || std::isinf(problem.memory_budget)) return rows;
-  std::vector<double> least(ps.fixed.size());
-  for (NodeIdx i = 0; i < problem.num_nodes(); ++i) {
-    least[static_cast<size_t>(i)] = least_memory(problem, ps, i);
-  }
-  double worst = -1.0;
-  TimeIdx worst_t = -1;
-  for (size_t t = 0; t < problem.liveness.size(); ++t) {
-    MemoryRow row;
-    double floor_bytes = 0.0, most_extra = 0.0;
-    for (NodeIdx i : problem.liveness[t]) {
-      double base = least[static_cast<size_t>(i)];
-      floor_bytes += base;
-      if (ps.fixed[static_cast<size_t>(i)] != kFree) continue;
-      double node_extra = 0.0;
-      for (size_t k = 0; k < ps.costs[static_cast<size_t>(i)].size(); ++k) {
-        double extra = problem.memory(i, static_cast<StrategyIdx>(k)) - base;
-        if (!allowed(ps, i, k) || extra <= 0.0) continue;
-        row.terms.push_back({i, static_cast<StrategyIdx>(k), extra});
-        node_extra = std::max(node_extra, extra);
-      }
-      most_extra += node_extra;
-    }
-    if (floor_bytes > worst) {
-      worst = floor_bytes;
-      worst_t = static_cast<TimeIdx>(t);
-    }
-    row.rhs = problem.memory_budget - floor_bytes;
-    if (!row.terms.empty() && most_extra > row.rhs) rows.push_back(std::move(row));
-  }
-  if (worst > problem.memory_budget) {
-    return core::infeasible(fmt::format(
-        "memory budget {} is below the least memory any plan needs, {} at "
-        "time point {}; raise the budget or use more devices",
-        format_bytes(problem.memory_budget), format_bytes(worst), worst_t));
-  }
-  return rows;
-}
+/// A plan excluded by a no-good cut: these (node, strategy) picks together.
+using Cut = std::vector<std::pair<NodeIdx, StrategyIdx>>;
 
 // Column-wise model for Cbc_loadProblem. Every column is in [0, 1].
 struct CbcModelData {
@@ -236,11 +101,11 @@ struct CbcModelData {
   std::vector<std::vector<std::pair<int, double>>> columns;  // (row, coef)
   std::vector<double> row_lb, row_ub;
   // node_cols[i][k]: the column of s_ik; kNoColumn when node i is fixed
-  // (empty vector) or strategy k is forbidden.
+  // (empty vector) or strategy k is forbidden or left out.
   std::vector<std::vector<int>> node_cols;
 
   int add_col(double cost, bool integer) {
-    obj.push_back(cost);
+    obj.push_back(cost < kTinyObjective ? 0.0 : cost);
     is_integer.push_back(integer);
     columns.emplace_back();
     return static_cast<int>(columns.size()) - 1;
@@ -255,31 +120,22 @@ struct CbcModelData {
   }
 };
 
-// Largest |finite cost| among free variables: the objective is divided by
-// it so that CLP's absolute tolerances (1e-7) act relative to the costs.
-double objective_scale(const Presolved& ps) {
-  double scale = 0.0;
-  auto visit = [&](double c) {
-    if (std::isfinite(c)) scale = std::max(scale, std::abs(c));
-  };
-  for (size_t i = 0; i < ps.costs.size(); ++i) {
-    if (ps.fixed[i] == kFree) std::for_each(ps.costs[i].begin(), ps.costs[i].end(), visit);
-  }
-  for (const auto& [key, matrix] : ps.edges) {
-    for (const auto& row : matrix) std::for_each(row.begin(), row.end(), visit);
-  }
-  return scale > 0.0 ? scale : 1.0;
-}
+/// What the model keeps: costs ≤ `prune_above` (seconds), divided by `scale`.
+struct ModelScale {
+  double scale = 1.0;
+  double prune_above = kInfinity;
+  bool keeps(double cost) const { return std::isfinite(cost) && cost <= prune_above; }
+};
 
-void add_node_columns(const Presolved& ps, double scale, CbcModelData& data) {
+void add_node_columns(const Presolved& ps, const ModelScale& ms, CbcModelData& data) {
   data.node_cols.assign(ps.costs.size(), {});
   for (size_t i = 0; i < ps.costs.size(); ++i) {
     if (ps.fixed[i] != kFree) continue;
     int row = data.add_row(1.0, 1.0);  // Σ_k s_ik = 1
     data.node_cols[i].assign(ps.costs[i].size(), kNoColumn);
     for (size_t k = 0; k < ps.costs[i].size(); ++k) {
-      if (!allowed(ps, static_cast<NodeIdx>(i), k)) continue;
-      int col = data.add_col(ps.costs[i][k] / scale, true);
+      if (!ms.keeps(ps.costs[i][k])) continue;
+      int col = data.add_col(ps.costs[i][k] / ms.scale, true);
       data.node_cols[i][k] = col;
       data.set(row, col, 1.0);
     }
@@ -312,32 +168,36 @@ std::vector<int> group_equal(const Matrix& m, const std::vector<int>& rows_allow
   return group;
 }
 
-void add_edge_columns(const Presolved& ps, double scale, CbcModelData& data) {
+// One group-row per group of strategies of one endpoint: Σ e − g = 0.
+std::vector<int> group_rows(const std::vector<int>& cols, const std::vector<int>& group,
+                            int num_groups, std::vector<size_t>& representative,
+                            CbcModelData& data) {
+  std::vector<int> rows(static_cast<size_t>(num_groups));
+  for (int& r : rows) r = data.add_row(0.0, 0.0);
+  representative.assign(static_cast<size_t>(num_groups), 0);
+  for (size_t k = 0; k < cols.size(); ++k) {
+    if (group[k] == kNoColumn) continue;
+    data.set(rows[static_cast<size_t>(group[k])], cols[k], -1.0);
+    representative[static_cast<size_t>(group[k])] = k;
+  }
+  return rows;
+}
+
+void add_edge_columns(const Presolved& ps, const ModelScale& ms, CbcModelData& data) {
   for (const auto& [key, matrix] : ps.edges) {
     const std::vector<int>& a_cols = data.node_cols[static_cast<size_t>(key.first)];
     const std::vector<int>& b_cols = data.node_cols[static_cast<size_t>(key.second)];
     int num_a = 0, num_b = 0;
     std::vector<int> group_k = group_equal(matrix, a_cols, b_cols, true, num_a);
     std::vector<int> group_l = group_equal(matrix, a_cols, b_cols, false, num_b);
-    std::vector<int> row_of_a(static_cast<size_t>(num_a)), row_of_b(static_cast<size_t>(num_b));
-    for (int& r : row_of_a) r = data.add_row(0.0, 0.0);  // Σ_b e_ab − g_a = 0
-    for (int& r : row_of_b) r = data.add_row(0.0, 0.0);  // Σ_a e_ab − h_b = 0
-    std::vector<size_t> rep_k(static_cast<size_t>(num_a)), rep_l(static_cast<size_t>(num_b));
-    for (size_t k = 0; k < a_cols.size(); ++k) {
-      if (group_k[k] == kNoColumn) continue;
-      data.set(row_of_a[static_cast<size_t>(group_k[k])], a_cols[k], -1.0);
-      rep_k[static_cast<size_t>(group_k[k])] = k;
-    }
-    for (size_t l = 0; l < b_cols.size(); ++l) {
-      if (group_l[l] == kNoColumn) continue;
-      data.set(row_of_b[static_cast<size_t>(group_l[l])], b_cols[l], -1.0);
-      rep_l[static_cast<size_t>(group_l[l])] = l;
-    }
+    std::vector<size_t> rep_k, rep_l;
+    std::vector<int> row_of_a = group_rows(a_cols, group_k, num_a, rep_k, data);
+    std::vector<int> row_of_b = group_rows(b_cols, group_l, num_b, rep_l, data);
     for (int a = 0; a < num_a; ++a) {
       for (int b = 0; b < num_b; ++b) {
         double r = matrix[rep_k[static_cast<size_t>(a)]][rep_l[static_cast<size_t>(b)]];
-        if (!std::isfinite(r)) continue;
-        int col = data.add_col(r / scale, false);
+        if (!ms.keeps(r)) continue;
+        int col = data.add_col(r / ms.scale, false);
         data.set(row_of_a[static_cast<size_t>(a)], col, 1.0);
         data.set(row_of_b[static_cast<size_t>(b)], col, 1.0);
       }
@@ -345,20 +205,46 @@ void add_edge_columns(const Presolved& ps, double scale, CbcModelData& data) {
   }
 }
 
-// Rows are divided by their largest coefficient so that they read in
-// units of one node's extra memory, not raw bytes. Their lower bound is 0
-// (every term is >= 0) rather than -inf.
+// Rows are divided by their right-hand side (> 0, and ≥ every term), so
+// coefficients lie in (0, 1]. Their lower bound is 0 (every term is ≥ 0).
 void add_memory_rows(const std::vector<MemoryRow>& rows, CbcModelData& data) {
   for (const MemoryRow& mem : rows) {
-    double unit = 0.0;
-    for (const auto& term : mem.terms) unit = std::max(unit, term.bytes);
-    int row = data.add_row(0.0, mem.rhs / unit);
+    std::vector<std::pair<int, double>> terms;
     for (const auto& term : mem.terms) {
       int col = data.node_cols[static_cast<size_t>(term.node)]
                               [static_cast<size_t>(term.strategy)];
-      data.set(row, col, term.bytes / unit);
+      double coef = term.bytes / mem.rhs;
+      if (col != kNoColumn && coef >= kTinyMemoryTerm) terms.emplace_back(col, coef);
     }
+    if (terms.empty()) continue;
+    int row = data.add_row(0.0, 1.0);
+    for (const auto& [col, coef] : terms) data.set(row, col, coef);
   }
+}
+
+// A cut whose every pick has a column: at most |cut| − 1 of them.
+void add_cuts(const std::vector<Cut>& cuts, CbcModelData& data) {
+  for (const Cut& cut : cuts) {
+    std::vector<int> cols;
+    for (const auto& [node, strategy] : cut) {
+      int col = data.node_cols[static_cast<size_t>(node)][static_cast<size_t>(strategy)];
+      if (col == kNoColumn) break;  // that pick is out of the model: cut holds
+      cols.push_back(col);
+    }
+    if (cols.size() != cut.size()) continue;
+    int row = data.add_row(0.0, static_cast<double>(cols.size()) - 1.0);
+    for (int col : cols) data.set(row, col, 1.0);
+  }
+}
+
+CbcModelData build_model(const Presolved& ps, const std::vector<MemoryRow>& rows,
+                         const std::vector<Cut>& cuts, const ModelScale& ms) {
+  CbcModelData data;
+  add_node_columns(ps, ms, data);
+  add_edge_columns(ps, ms, data);
+  add_memory_rows(rows, data);
+  add_cuts(cuts, data);
+  return data;
 }
 
 struct CbcDeleter {
@@ -366,7 +252,7 @@ struct CbcDeleter {
 };
 using CbcPtr = std::unique_ptr<Cbc_Model, CbcDeleter>;
 
-CbcPtr load_cbc_model(const CbcModelData& data, const IlpOptions& options) {
+CbcPtr load_cbc_model(const CbcModelData& data, const IlpOptions& options, double seconds) {
   std::vector<CoinBigIndex> start{0};
   std::vector<int> index;
   std::vector<double> value;
@@ -388,7 +274,10 @@ CbcPtr load_cbc_model(const CbcModelData& data, const IlpOptions& options) {
     if (data.is_integer[c]) Cbc_setInteger(model.get(), static_cast<int>(c));
   }
   Cbc_setLogLevel(model.get(), options.verbose ? 1 : 0);
-  Cbc_setMaximumSeconds(model.get(), options.time_limit_s);
+  Cbc_setMaximumSeconds(model.get(), seconds);
+  Cbc_setAllowableGap(model.get(), kCbcGap);
+  Cbc_setAllowableFractionGap(model.get(), kCbcGap);
+  Cbc_setParameter(model.get(), "increment", fmt::format("{}", kCbcGap).c_str());
   // Two CBC 2.10.8 defaults fail the brute-force cross-check: CglPreProcess
   // can return a suboptimal plan when it reduces the model to nothing
   // ("Cbc3007W No integer variables"), and root probing that proves the
@@ -405,8 +294,9 @@ CbcPtr load_cbc_model(const CbcModelData& data, const IlpOptions& options) {
 
 // Reads the one-hot s_i* of every free node from CBC's column values
 // (the largest, lowest strategy index on ties).
-void read_choice(const Presolved& ps, const CbcModelData& data,
-                 const double* values, std::vector<StrategyIdx>& choice) {
+std::vector<StrategyIdx> read_choice(const Presolved& ps, const CbcModelData& data,
+                                     const double* values) {
+  std::vector<StrategyIdx> choice = ps.fixed;
   for (size_t i = 0; i < ps.costs.size(); ++i) {
     if (ps.fixed[i] != kFree) continue;
     StrategyIdx best = kFree;
@@ -421,50 +311,185 @@ void read_choice(const Presolved& ps, const CbcModelData& data,
     ALPA_CHECK(best != kFree, "CBC set no strategy of node {} above 0.5", i);
     choice[i] = best;
   }
+  return choice;
 }
 
-StatusOr<IlpSolveStatus> run_cbc(const Presolved& ps, const CbcModelData& data,
-                                 const IlpOptions& options,
-                                 std::vector<StrategyIdx>& choice) {
-  CbcPtr model = load_cbc_model(data, options);
+/// One CBC run: whether it finished its search, and the plan it found.
+struct CbcOutcome {
+  bool proven = false;  // optimal, or no plan below the cutoff
+  bool exact = false;   // optimal without tolerances (no CBC involved)
+  std::optional<std::vector<StrategyIdx>> choice;
+};
+
+StatusOr<CbcOutcome> run_cbc(const Presolved& ps, const CbcModelData& data,
+                             const IlpOptions& options, double seconds,
+                             std::optional<double> cutoff) {
+  std::lock_guard<std::mutex> lock(cbc_mutex());
+  CbcPtr model = load_cbc_model(data, options, seconds);
+  if (cutoff) Cbc_setCutoff(model.get(), *cutoff);
   Cbc_solve(model.get());
   const double* best = Cbc_bestSolution(model.get());
-  if (best == nullptr && Cbc_isProvenOptimal(model.get())) {
-    best = Cbc_getColSolution(model.get());
+  CbcOutcome out;
+  if (Cbc_isProvenOptimal(model.get())) {
+    if (best == nullptr) best = Cbc_getColSolution(model.get());
+    out.proven = true;
+  } else if (Cbc_isProvenInfeasible(model.get())) {
+    out.proven = true;
+    best = nullptr;
+  } else if (!Cbc_isSecondsLimitReached(model.get())) {
+    return core::internal_error(fmt::format(
+        "CBC stopped without a verdict (status {}, secondary status {})",
+        Cbc_status(model.get()), Cbc_secondaryStatus(model.get())));
   }
-  if (Cbc_isProvenOptimal(model.get()) && best != nullptr) {
-    read_choice(ps, data, best, choice);
-    return IlpSolveStatus::kOptimal;
-  }
-  if (Cbc_isSecondsLimitReached(model.get())) {
-    if (best == nullptr) {
-      return core::infeasible(fmt::format(
-          "CBC found no plan within the time limit of {} s; raise "
-          "time_limit_s or the memory budget", options.time_limit_s));
-    }
-    read_choice(ps, data, best, choice);
-    return IlpSolveStatus::kTimeLimitFeasible;
-  }
-  if (Cbc_isProvenInfeasible(model.get())) {
-    return core::infeasible(
-        "no plan exists: every combination of allowed strategies either "
-        "needs a forbidden (+inf) resharding or exceeds the memory budget at "
-        "some time point; raise the budget or use more devices");
-  }
-  return core::internal_error(fmt::format(
-      "CBC stopped without a verdict (status {}, secondary status {})",
-      Cbc_status(model.get()), Cbc_secondaryStatus(model.get())));
+  if (best != nullptr) out.choice = read_choice(ps, data, best);
+  return out;
 }
 
 // Every free node is independent (no edges, no binding memory row): each
 // takes its cheapest allowed strategy, lowest index on ties.
-void choose_independently(const Presolved& ps, std::vector<StrategyIdx>& choice) {
+std::vector<StrategyIdx> choose_independently(const Presolved& ps) {
+  std::vector<StrategyIdx> choice = ps.fixed;
   for (size_t i = 0; i < ps.costs.size(); ++i) {
     if (ps.fixed[i] != kFree) continue;
     const auto& costs = ps.costs[i];
     choice[i] = static_cast<StrategyIdx>(
         std::min_element(costs.begin(), costs.end()) - costs.begin());
   }
+  return choice;
+}
+
+// A no-good cut for every time point where `eval` exceeds the budget: the
+// picks of its free nodes that take more than their least memory.
+std::vector<Cut> violated_cuts(const IlpProblem& problem, const detail::PresolveResult& pre,
+                               const std::vector<StrategyIdx>& choice,
+                               const IlpEvaluation& eval) {
+  std::vector<Cut> cuts;
+  for (size_t t = 0; t < eval.memory_per_time.size(); ++t) {
+    if (eval.memory_per_time[t] <= problem.memory_budget) continue;
+    Cut cut;
+    for (NodeIdx i : problem.liveness[t]) {
+      if (pre.ps.fixed[static_cast<size_t>(i)] != kFree) continue;
+      cut.emplace_back(i, choice[static_cast<size_t>(i)]);
+    }
+    cuts.push_back(std::move(cut));
+  }
+  return cuts;
+}
+
+/// The search rounds described at the top of this file.
+class Search {
+ public:
+  Search(const IlpProblem& problem, const detail::PresolveResult& pre, const IlpOptions& options,
+         Clock::time_point start)
+      : problem_(problem), pre_(pre), options_(options), start_(start) {}
+
+  /// The plan and its status, or Infeasible.
+  Status run(IlpSolution& solution);
+
+ private:
+  ModelScale next_scale() const;
+  // Solves the current model once; false when out of time.
+  StatusOr<CbcOutcome> solve_once(const ModelScale& ms, IlpSolution& solution);
+  // Takes `choice` as the incumbent if it fits the budget and is cheaper;
+  // else (over the budget) adds cuts. False when it added cuts.
+  StatusOr<bool> offer(const std::vector<StrategyIdx>& choice);
+
+  const IlpProblem& problem_;
+  const detail::PresolveResult& pre_;
+  const IlpOptions& options_;
+  Clock::time_point start_;
+  std::vector<Cut> cuts_;
+  int cut_rounds_ = 0;
+  std::optional<std::vector<StrategyIdx>> incumbent_;
+  double upper_ = kInfinity;  // model objective of the incumbent
+};
+
+ModelScale Search::next_scale() const {
+  ModelScale ms;
+  ms.prune_above = upper_;
+  double lower = detail::model_lower_bound(pre_.ps);
+  if (!std::isfinite(lower)) lower = 0.0;
+  double largest = 0.0;
+  for (size_t i = 0; i < pre_.ps.costs.size(); ++i) {
+    if (pre_.ps.fixed[i] != kFree) continue;
+    for (double c : pre_.ps.costs[i]) if (ms.keeps(c)) largest = std::max(largest, c);
+  }
+  for (const auto& [key, matrix] : pre_.ps.edges) {
+    for (const auto& row : matrix) {
+      for (double c : row) if (ms.keeps(c)) largest = std::max(largest, c);
+    }
+  }
+  ms.scale = std::max(lower, largest * kCostRange);
+  if (!(ms.scale > 0.0)) ms.scale = 1.0;
+  return ms;
+}
+
+StatusOr<CbcOutcome> Search::solve_once(const ModelScale& ms, IlpSolution& solution) {
+  if (pre_.ps.edges.empty() && pre_.rows.empty() && cuts_.empty()) {
+    return CbcOutcome{true, true, choose_independently(pre_.ps)};
+  }
+  CbcModelData data = build_model(pre_.ps, pre_.rows, cuts_, ms);
+  solution.num_variables = static_cast<int64_t>(data.columns.size());
+  solution.num_constraints = static_cast<int64_t>(data.row_lb.size());
+  double left = options_.time_limit_s -
+                std::chrono::duration<double>(Clock::now() - start_).count();
+  if (left <= 0.0) return CbcOutcome{};
+  std::optional<double> cutoff;
+  if (incumbent_) cutoff = upper_ / ms.scale;
+  return run_cbc(pre_.ps, data, options_, std::min(left, kMaxCbcSeconds), cutoff);
+}
+
+StatusOr<bool> Search::offer(const std::vector<StrategyIdx>& choice) {
+  ALPA_ASSIGN_OR_RETURN(IlpEvaluation eval, evaluate(problem_, choice));
+  if (!eval.memory_ok) {
+    std::vector<Cut> more = violated_cuts(problem_, pre_, choice, eval);
+    if (++cut_rounds_ > kMaxCutRounds || more.empty()) {
+      return core::internal_error(fmt::format(
+          "CBC kept returning plans over the memory budget (by its feasibility tolerance); "
+          "last: {}", eval.to_string()));
+    }
+    cuts_.insert(cuts_.end(), more.begin(), more.end());
+    return false;
+  }
+  double z = detail::model_objective(pre_.ps, choice);
+  if (!incumbent_ || z < upper_) {
+    incumbent_ = choice;
+    upper_ = z;
+  }
+  return true;
+}
+
+Status Search::run(IlpSolution& solution) {
+  for (int round = 0;; ++round) {
+    ALPA_CHECK(round < kMaxScaleRounds + kMaxCutRounds, "ILP search did not settle");
+    ModelScale ms = next_scale();
+    ALPA_ASSIGN_OR_RETURN(CbcOutcome outcome, solve_once(ms, solution));
+    if (outcome.choice) {
+      ALPA_ASSIGN_OR_RETURN(bool fits, offer(*outcome.choice));
+      if (!fits) continue;  // re-solve with the cuts
+    }
+    if (!outcome.proven) {  // the time limit
+      if (!incumbent_) {
+        return core::infeasible(fmt::format(
+            "CBC found no plan within the time limit of {} s; raise "
+            "time_limit_s or the memory budget", options_.time_limit_s));
+      }
+      solution.status = IlpSolveStatus::kTimeLimitFeasible;
+      break;
+    }
+    if (!incumbent_) {
+      return core::infeasible(
+          "no plan exists: every combination of allowed strategies either "
+          "needs a forbidden (+inf) resharding or exceeds the memory budget at "
+          "some time point; raise the budget or use more devices");
+    }
+    if (outcome.exact || upper_ <= 0.0 || ms.scale <= kTrustedScale * upper_) {
+      solution.status = IlpSolveStatus::kOptimal;
+      break;
+    }
+  }
+  solution.choice = *incumbent_;
+  return core::ok_status();
 }
 
 Status check_options(const IlpOptions& options) {
@@ -472,9 +497,10 @@ Status check_options(const IlpOptions& options) {
     return core::invalid_argument(fmt::format(
         "IlpOptions.time_limit_s is {} s; it must be > 0", options.time_limit_s));
   }
-  if (options.num_threads < 1) {
+  if (options.num_threads < 1 || options.num_threads > kMaxIlpThreads) {
     return core::invalid_argument(fmt::format(
-        "IlpOptions.num_threads is {}; it must be >= 1", options.num_threads));
+        "IlpOptions.num_threads is {}; it must be in [1, {}]", options.num_threads,
+        kMaxIlpThreads));
   }
   return core::ok_status();
 }
@@ -483,8 +509,7 @@ Status fill_from_evaluation(const IlpProblem& problem, IlpSolution& solution) {
   ALPA_ASSIGN_OR_RETURN(IlpEvaluation eval, evaluate(problem, solution.choice));
   ALPA_CHECK(std::isfinite(eval.objective),
              "solver picked a forbidden strategy: {}", eval.to_string());
-  ALPA_CHECK(eval.memory_peak <= problem.memory_budget * (1.0 + kMemoryRelativeSlack),
-             "solver plan exceeds the memory budget: {}", eval.to_string());
+  ALPA_CHECK(eval.memory_ok, "solver plan exceeds the memory budget: {}", eval.to_string());
   solution.objective = eval.objective;
   solution.memory_peak = eval.memory_peak;
   return core::ok_status();
@@ -494,29 +519,15 @@ Status fill_from_evaluation(const IlpProblem& problem, IlpSolution& solution) {
 
 core::StatusOr<IlpSolution> solve_ilp(const IlpProblem& problem,
                                       const IlpOptions& options) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = Clock::now();
   ALPA_RETURN_IF_ERROR(problem.validate());
   ALPA_RETURN_IF_ERROR(check_options(options));
-  ALPA_ASSIGN_OR_RETURN(Presolved ps, presolve(problem));
-  ALPA_ASSIGN_OR_RETURN(std::vector<MemoryRow> mem_rows, memory_rows(problem, ps));
-
+  ALPA_ASSIGN_OR_RETURN(detail::PresolveResult pre, detail::presolve(problem));
   IlpSolution solution;
-  solution.choice = ps.fixed;
-  if (ps.edges.empty() && mem_rows.empty()) {
-    choose_independently(ps, solution.choice);
-  } else {
-    CbcModelData data;
-    double scale = objective_scale(ps);
-    add_node_columns(ps, scale, data);
-    add_edge_columns(ps, scale, data);
-    add_memory_rows(mem_rows, data);
-    solution.num_variables = static_cast<int64_t>(data.columns.size());
-    solution.num_constraints = static_cast<int64_t>(data.row_lb.size());
-    ALPA_ASSIGN_OR_RETURN(solution.status, run_cbc(ps, data, options, solution.choice));
-  }
+  Search search(problem, pre, options, start);
+  ALPA_RETURN_IF_ERROR(search.run(solution));
   ALPA_RETURN_IF_ERROR(fill_from_evaluation(problem, solution));
-  solution.solve_seconds = std::chrono::duration<double>(
-                               std::chrono::steady_clock::now() - start).count();
+  solution.solve_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return solution;
 }
 

@@ -8,13 +8,17 @@
 
 namespace alpa::intra_op {
 
+/// Most CBC threads IlpOptions.num_threads may ask for.
+inline constexpr int kMaxIlpThreads = 256;
+
 struct IlpOptions {
   /// Wall-clock limit for CBC, in seconds (> 0). When it is hit with a
   /// plan in hand the solution's status is kTimeLimitFeasible.
   double time_limit_s = 60.0;
-  /// CBC threads (>= 1). 1 keeps results reproducible run to run.
+  /// CBC threads in [1, kMaxIlpThreads]. 1 keeps results reproducible run
+  /// to run.
   int num_threads = 1;
-  /// Print CBC's log to stdout.
+  /// Print CBC's log to stdout (off: CBC prints nothing, ever).
   bool verbose = false;
 };
 
@@ -27,6 +31,12 @@ struct IlpOptions {
 /// CBC proving infeasibility) or when CBC found no plan within the time
 /// limit. Identical inputs give identical choices (with num_threads = 1).
 /// Problems where every node has one allowed strategy never reach CBC.
+///
+/// kOptimal means no plan is cheaper by more than CBC's gaps, about 1e-8 of
+/// the objective, whatever the range of the costs (the model is scaled to
+/// the objective, not to the largest cost); the plan returned always fits
+/// the memory budget exactly (evaluate() agrees). Safe to call from many
+/// threads: CBC solves run one at a time under a process-wide lock.
 core::StatusOr<IlpSolution> solve_ilp(const IlpProblem& problem,
                                       const IlpOptions& options = {});
 

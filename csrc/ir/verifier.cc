@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "ir/op_name.h"
+#include "ir/op_schema.h"
 #include "ir/shape_inference.h"
 
 namespace alpa::ir {
@@ -99,6 +101,57 @@ Status check_attrs(const Node& n) {
   return core::ok_status();
 }
 
+// Bytes per tensor and ranks the planner handles: sums of tensor sizes stay
+// far from int64 overflow, and every op's dims get distinct letters.
+constexpr int64_t kMaxTensorBytes = int64_t{1} << 50;  // 1 PiB
+constexpr int64_t kMaxGraphBytes = int64_t{1} << 60;
+constexpr int64_t kMaxRank = 32;
+
+Status check_meta(const Node& n, size_t i) {
+  const TensorMeta& m = n.outputs[i];
+  if (m.rank() > kMaxRank) {
+    return core::invalid_argument(fmt::format(
+        "node '{}' output #{} has {} dims; alpa_torch plans tensors of at most {} dims",
+        n.name, i, m.rank(), kMaxRank));
+  }
+  int64_t bytes = dtype_size(m.dtype);
+  for (int64_t d : m.shape) {
+    if (d < 0) {
+      return core::invalid_argument(fmt::format(
+          "node '{}' has a negative dim in {}", n.name, m.to_string()));
+    }
+    if (d > 0 && bytes > kMaxTensorBytes / d) bytes = kMaxTensorBytes + 1;
+    else bytes *= d;
+  }
+  if (bytes > kMaxTensorBytes) {
+    return core::invalid_argument(fmt::format(
+        "node '{}' output #{} is {}, more than 2^50 bytes (1 PiB); no device holds it — "
+        "check the shape", n.name, i, m.to_string()));
+  }
+  return core::ok_status();
+}
+
+// Placeholders are one tensor each, read from outside the graph.
+Status check_placeholder(const Node& n, std::set<std::string>& targets) {
+  if (!n.inputs.empty()) {
+    return core::invalid_argument(fmt::format(
+        "{} node '{}' has inputs; placeholders take none", node_kind_name(n.kind), n.name));
+  }
+  if (n.outputs.size() != 1) {
+    return core::invalid_argument(fmt::format(
+        "{} node '{}' has {} outputs; a placeholder (input, parameter, buffer or constant) "
+        "is exactly one tensor", node_kind_name(n.kind), n.name, n.outputs.size()));
+  }
+  if (n.kind == NodeKind::kParameter || n.kind == NodeKind::kBuffer) {
+    if (n.target.empty() || !targets.insert(n.target).second) {
+      return core::invalid_argument(fmt::format(
+          "{} node '{}' has an empty or duplicate FQN '{}'",
+          node_kind_name(n.kind), n.name, n.target));
+    }
+  }
+  return core::ok_status();
+}
+
 Status check_node(const Graph& g, const Node& n, std::set<std::string>& names,
                   std::set<std::string>& targets) {
   if (!valid_identifier(n.name)) {
@@ -114,37 +167,24 @@ Status check_node(const Graph& g, const Node& n, std::set<std::string>& names,
     return core::invalid_argument(fmt::format(
         "node '{}' has no outputs: every node produces at least one tensor", n.name));
   }
-  for (const TensorMeta& m : n.outputs) {
-    for (int64_t d : m.shape) {
-      if (d < 0) {
-        return core::invalid_argument(fmt::format(
-            "node '{}' has a negative dim in {}", n.name, m.to_string()));
-      }
-    }
-  }
-  if (n.is_placeholder()) {
-    if (!n.inputs.empty()) {
-      return core::invalid_argument(fmt::format(
-          "{} node '{}' has inputs; placeholders take none", node_kind_name(n.kind), n.name));
-    }
-    if (n.kind == NodeKind::kParameter || n.kind == NodeKind::kBuffer) {
-      if (n.target.empty() || !targets.insert(n.target).second) {
-        return core::invalid_argument(fmt::format(
-            "{} node '{}' has an empty or duplicate FQN '{}'",
-            node_kind_name(n.kind), n.name, n.target));
-      }
-    }
-    return core::ok_status();
-  }
+  for (size_t i = 0; i < n.outputs.size(); ++i) ALPA_RETURN_IF_ERROR(check_meta(n, i));
+  if (n.is_placeholder()) return check_placeholder(n, targets);
   if (n.op.empty()) {
     return core::invalid_argument(fmt::format("op node '{}' has no op name", n.name));
   }
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     ALPA_RETURN_IF_ERROR(check_value(g, n, n.inputs[i], i));
   }
+  ALPA_RETURN_IF_ERROR(check_op_schema(g, n));
   ALPA_RETURN_IF_ERROR(check_attrs(n));
   ALPA_ASSIGN_OR_RETURN(auto inferred, infer_output_meta(g, n));
-  if (inferred && inferred->size() == n.outputs.size()) {
+  if (inferred && inferred->size() != n.outputs.size()) {
+    return core::invalid_argument(fmt::format(
+        "node '{}' ({}) has {} outputs, but {} produces {}; re-capture the model or fix "
+        "the node's outputs", n.name, n.op, n.outputs.size(), op_base_name(n.op),
+        inferred->size()));
+  }
+  if (inferred) {
     for (size_t i = 0; i < n.outputs.size(); ++i) {
       if ((*inferred)[i].shape != n.outputs[i].shape) {
         return core::invalid_argument(fmt::format(
@@ -161,6 +201,7 @@ Status check_node(const Graph& g, const Node& n, std::set<std::string>& names,
 
 Status verify_graph(const Graph& g) {
   std::set<std::string> names, targets;
+  int64_t total_bytes = 0;
   for (int64_t i = 0; i < g.num_nodes(); ++i) {
     const Node& n = g.nodes()[static_cast<size_t>(i)];
     if (n.id.value != i) {
@@ -169,6 +210,12 @@ Status verify_graph(const Graph& g) {
           n.name, n.id.value, i));
     }
     ALPA_RETURN_IF_ERROR(check_node(g, n, names, targets));
+    for (const TensorMeta& m : n.outputs) total_bytes += m.bytes();  // each < 2^50
+    if (total_bytes > kMaxGraphBytes) {
+      return core::invalid_argument(fmt::format(
+          "the graph's tensors add up to more than 2^60 bytes by node '{}'; check the shapes",
+          n.name));
+    }
   }
   if (g.outputs().empty()) {
     return core::invalid_argument("the graph has no outputs; a forward pass must return a tensor");

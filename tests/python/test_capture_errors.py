@@ -136,3 +136,57 @@ def test_wrong_field_type(graph_doc):
     doc["nodes"][0]["outputs"] = "f32[2]"
     with pytest.raises(ValueError, match=r"nodes\[0\].*outputs.*must be an array"):
         _load_doc(doc, tmp)
+
+
+# ---- issue 11 #1, #7: nodes that do not fit their kind or op -------------------
+
+def _edited(graph_doc, edit):
+    doc, tmp = graph_doc
+    edit(doc["nodes"])
+    path = tmp / "edited.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _first(nodes, op):
+    return next(n for n in nodes if n.get("op") == op)
+
+
+def test_parameter_with_two_outputs_is_rejected_at_load(graph_doc):
+    # Loaded fine, then planning segfaulted (exit 139), also from the CLI.
+    def edit(nodes):
+        nodes[0]["outputs"].append(nodes[0]["outputs"][0])
+    path = _edited(graph_doc, edit)
+    with pytest.raises(ValueError, match=r"parameter node 'p_blocks_0_0_weight' has 2 outputs; "
+                                         r"a placeholder .* is exactly one tensor"):
+        alpa_torch.load(path)
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-m", "alpa_torch", "plan", str(path), "--mesh", "1x2"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert "has 2 outputs; a placeholder" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda n: _first(n, "aten.linear.default")["inputs"].append(
+        _first(n, "aten.linear.default")["inputs"][0]),
+     r"node 'linear' \(aten.linear.default\) has 4 tensor inputs, but linear \(input, weight, "
+     r"bias\?\) -> \(out\) has 2 to 3"),
+    (lambda n: _first(n, "aten.linear.default")["outputs"].append(
+        _first(n, "aten.linear.default")["outputs"][0]),
+     r"node 'linear' \(aten.linear.default\) has 2 tensor outputs, but linear .* has 1"),
+    (lambda n: _first(n, "aten.gelu.default")["inputs"].append(
+        _first(n, "aten.gelu.default")["inputs"][0]),
+     r"has 2 tensor inputs, but gelu \(self\) -> \(out\) has 1"),
+])
+def test_op_that_does_not_fit_its_schema_is_rejected_at_load(graph_doc, edit, message):
+    # These loaded, then planning raised "internal error ... a bug in alpa_torch".
+    path = _edited(graph_doc, edit)
+    with pytest.raises(ValueError, match=message):
+        alpa_torch.load(path)
+    from alpa_torch import cli
+    import io
+    err = io.StringIO()
+    assert cli.main(["plan", str(path), "--mesh", "1x2"], io.StringIO(), err) == 2
+    assert "internal error" not in err.getvalue() and "re-capture the model" in err.getvalue()

@@ -92,6 +92,59 @@ def test_bad_inputs():
         stage_dp(two_layer_costs(), [(1, 2), (1, 2)], 4, num_devices=3)
 
 
+def test_absurd_sizes_are_value_errors_not_crashes():
+    # Issue 11 #4: a sub-mesh of 2^63-1 devices segfaulted, (2^62, 2^62)
+    # overflowed into a plan on 4.6e18 devices with a negative total time.
+    one = [[[[1.0]]]]
+    with pytest.raises(ValueError, match=r"submeshes\[0\] is \(9223372036854775807, 1\): more "
+                                         r"devices than the stage DP takes"):
+        stage_dp(one, [(2**63 - 1, 1)], 1)
+    with pytest.raises(ValueError, match="more than the 65536 devices the stage DP takes"):
+        stage_dp(one, [(2**62, 2**62)], 1)
+    for kwargs, message in [(dict(num_micro_batches=2**40), "takes at most 1073741824"),
+                            (dict(num_micro_batches=2**70), "beyond what the stage DP takes"),
+                            (dict(num_micro_batches=1, num_devices=2**40),
+                             "takes at most 65536 devices"),
+                            (dict(num_micro_batches=1, max_num_stages=2**70),
+                             "beyond what the stage DP takes")]:
+        with pytest.raises(ValueError, match=message):
+            stage_dp(one, [(1, 1)], **kwargs)
+    np = pytest.importorskip("numpy")
+    with pytest.raises(ValueError, match=r"shape \[5000, 5000, 1, 1\], more entries than"):
+        stage_dp(np.broadcast_to(np.float64(1.0), (5000, 5000, 1, 1)), [(1, 1)], 1)
+    with pytest.raises(ValueError, match="above the largest finite cost"):
+        stage_dp([[[[1e300]]]], [(1, 1)], 1)
+    r = stage_dp([[[[2.0]]]], [(1, 65536)], 2**30)  # at the limits it still answers
+    assert r.total_time == 2.0 + (2**30 - 1) * 2.0 > 0
+
+
+@pytest.mark.parametrize("costs, message", [
+    ([[[[1.0]]], 5], r"must have shape \[L, L, M, C\]; got \[2, 1, ...\]"),
+    ([[[[1.0]], [[1.0]]], 5], r"stage_costs\[1\] is int, not a list"),
+    ({0: 1.0}, "stage_costs is dict, not a list"),
+    ([[[{0: 1.0}]]], r"stage_costs\[0\]\[0\]\[0\] is dict, not a list"),
+    ([[["ab"]]], r"stage_costs\[0\]\[0\]\[0\] is str, not a list"),
+    ([[[[10**400]]]], r"stage_costs\[0\]\[0\]\[0\]\[0\] must be a number"),
+    ([[[[True]]]], r"stage_costs\[0\]\[0\]\[0\]\[0\] must be a number"),
+    ([[[[]]]], "its logical configs axis is empty"),
+    ([], "its layers i axis is empty"),
+])
+def test_malformed_tables_are_value_errors(costs, message):
+    # Issue 11 #8: TypeError / KeyError / MemoryError leaked for these.
+    with pytest.raises(ValueError, match=message):
+        stage_dp(costs, [(1, 1)], 1)
+    if "must be a number" not in message:  # the bounds' shape is read the same way
+        with pytest.raises(ValueError, match=message.replace("stage_costs", "max_n_succ_stages")):
+            stage_dp([[[[1.0]]]], [(1, 1)], 1, max_n_succ_stages=costs)
+
+
+def test_malformed_bounds_are_value_errors():
+    with pytest.raises(ValueError, match=r"max_n_succ_stages\[0\]\[0\]\[0\]\[0\] must be >= -1"):
+        stage_dp([[[[1.0]]]], [(1, 1)], 1, max_n_succ_stages=[[[[-2**70]]]])
+    r = stage_dp([[[[1.0]]]], [(1, 1)], 1, max_n_succ_stages=[[[[2**70]]]])  # unbounded
+    assert r.total_time == 1.0
+
+
 def test_submesh_helpers():
     cluster = Cluster.preset("a100-40gb", 2, 4)
     assert submeshes(cluster) == [(1, 1), (1, 2), (1, 4), (2, 4)]

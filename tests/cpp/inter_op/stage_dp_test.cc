@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -202,6 +203,85 @@ TEST(StageDPTest, ValidationMessages) {
   EXPECT_EQ(stage_dp(StageDPRequest{}).status().message(),
             "the stage cost table is empty (0 layers); build it with StageCostTable::create");
   EXPECT_THROW(r.table.cost(1, 0, 0, 0), core::InternalError);
+}
+
+TEST(StageDPTest, SizesAreBoundedBeforeAnythingIsAllocated) {
+  // Issue 11 #4: a sub-mesh of 2^63-1 devices segfaulted; 2^62 × 2^62
+  // overflowed int64 into a plan with a negative total time.
+  constexpr int64_t kBig = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(StageCostTable::create(1, {{kBig, 1}}, {1}).status().message(),
+            "sub-mesh 0 is (9223372036854775807, 1): more than the 65536 devices the stage DP "
+            "takes");
+  EXPECT_EQ(StageCostTable::create(1, {{int64_t{1} << 62, int64_t{1} << 62}}, {1}).status().code(),
+            core::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StageCostTable::create(kBig, {{1, 1}}, {1}).status().message(),
+            "num_layers is 9223372036854775807; the stage DP takes at most 4096 layers");
+  EXPECT_EQ(StageCostTable::create(1, {{1, 1}}, {kBig}).status().message(),
+            "sub-mesh 0 needs between 1 and 1024 logical configs, got 9223372036854775807");
+  EXPECT_NE(StageCostTable::create(4096, {{1, 1}, {1, 2}}, {1, 1}).status().message().find(
+                "has 33554432 entries, more than the 16777216 the stage DP takes"),
+            std::string::npos);
+  EXPECT_EQ(StageCostTable::create(1, std::vector<SubmeshShape>(5000, {1, 1}),
+                                   std::vector<int64_t>(5000, 1)).status().message(),
+            "5000 sub-meshes given; the stage DP takes at most 4096");
+
+  StageDPRequest r = make_request(1, {{1, 1}}, {1}, kBig, 1);
+  r.table.set_cost(0, 0, 0, 0, 1.0);
+  EXPECT_EQ(stage_dp(r).status().message(),
+            "num_devices is 9223372036854775807; the stage DP takes at most 65536 devices");
+  r.num_devices = 1;
+  r.num_micro_batches = kBig;
+  EXPECT_EQ(stage_dp(r).status().message(),
+            "num_micro_batches is 9223372036854775807; the stage DP takes at most 1073741824");
+  r.num_micro_batches = 1;
+  r.table.set_cost(0, 0, 0, 0, 1e300);  // sums of such costs overflow to +inf
+  EXPECT_EQ(stage_dp(r).status().message(),
+            "stage cost of layers 0..0 on sub-mesh 0 config 0 is 1e+300 s, above the largest "
+            "finite cost 1e+30 s; use +inf for an infeasible stage");
+
+  // At the limits the DP still answers, exactly.
+  StageDPRequest wide = make_request(1, {{1, kMaxStageDevices}}, {1}, kMaxStageDevices, 1 << 30);
+  wide.table.set_cost(0, 0, 0, 0, 2.0);
+  auto result = stage_dp(wide);
+  ASSERT_TRUE(result.ok()) << result.status().to_string();
+  EXPECT_DOUBLE_EQ(result->total_time, 2.0 + ((1 << 30) - 1) * 2.0);
+  EXPECT_GE(result->total_time, 0.0);
+}
+
+TEST(StageDPTest, DpTableAndWorkAreBounded) {
+  // 64 layers on 65536 devices, up to 63 stages: F alone would need
+  // 64 × 65 × 65537 doubles.
+  std::vector<SubmeshShape> subs;
+  for (int64_t n = 1; n <= kMaxStageDevices; n *= 2) subs.push_back({1, n});
+  StageDPRequest r = make_request(64, subs, std::vector<int64_t>(subs.size(), 1),
+                                  kMaxStageDevices, 4);
+  for (int64_t i = 0; i < 64; ++i) {
+    for (int64_t k = i; k < 64; ++k) {
+      for (int64_t m = 0; m < r.table.num_submeshes(); ++m) r.table.set_cost(i, k, m, 0, 1.0);
+    }
+  }
+  r.max_num_stages = 63;
+  auto s = stage_dp(r);
+  ASSERT_EQ(s.status().code(), core::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("the stage DP table needs 64 × 65 × 65537"),
+            std::string::npos) << s.status().message();
+  // A table that fits, but 528 layer spans × 256 sub-meshes × 8 stage counts
+  // × 65537 device counts per t_max would not end in useful time.
+  std::vector<SubmeshShape> hosts;
+  for (int64_t h = 1; h <= 256; ++h) hosts.push_back({h, 1});
+  r = make_request(32, hosts, std::vector<int64_t>(hosts.size(), 1), kMaxStageDevices, 4);
+  for (int64_t i = 0; i < 32; ++i) {
+    for (int64_t k = i; k < 32; ++k) {
+      for (int64_t m = 0; m < 256; ++m) {
+        r.table.set_cost(i, k, m, 0, 1.0);
+        r.table.set_max_n_succ_stages(i, k, m, 0, 6);
+      }
+    }
+  }
+  s = stage_dp(r);
+  ASSERT_EQ(s.status().code(), core::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("one stage DP run would take 7.09e+10 steps"),
+            std::string::npos) << s.status().message();
 }
 
 TEST(StageDPTest, EvaluateStagesChecksEveryRule) {

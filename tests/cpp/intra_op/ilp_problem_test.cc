@@ -104,6 +104,24 @@ TEST(IlpProblemTest, RejectsNegativeInfinityEdgeCost) {
             std::string::npos);
 }
 
+TEST(IlpProblemTest, RejectsNegativeAndHugeCosts) {
+  // Costs are seconds: the solver's scaling and pruning rely on them >= 0,
+  // and sums of finite costs must stay finite.
+  IlpProblem p = small_problem();
+  p.node_costs[0][1] = -0.5;
+  EXPECT_EQ(validate_message(p),
+            "node_costs[0][1] is -0.5; a cost is seconds >= 0, or +inf (forbidden)");
+  p = small_problem();
+  p.edges[0].costs[0][0] = 1e300;
+  EXPECT_NE(validate_message(p).find("edge 0 (0 -> 1) costs[0][0] is 1e+300 s, above the "
+                                     "largest finite cost 1e+30 s; use +inf"),
+            std::string::npos) << validate_message(p);
+  p = small_problem();
+  p.node_memory[1][0] = 1e31;
+  EXPECT_NE(validate_message(p).find("node_memory[1][0] is 1e+31 bytes, above the largest"),
+            std::string::npos) << validate_message(p);
+}
+
 TEST(IlpProblemTest, RejectsNodeWithoutStrategies) {
   IlpProblem p = small_problem();
   p.node_costs.push_back({});

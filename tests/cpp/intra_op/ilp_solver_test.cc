@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -134,6 +135,19 @@ TEST(IlpSolverTest, CbcProvesInfeasibility) {
   p.node_memory = {{1, 5}, {1, 5}};
   p.liveness = {{0, 1}};
   p.memory_budget = 5;
+  auto s = solve_ilp(p);
+  ASSERT_EQ(s.status().code(), core::StatusCode::kInfeasible);
+  EXPECT_NE(s.status().message().find("no plan exists"), std::string::npos)
+      << s.status().message();
+}
+
+TEST(IlpSolverTest, CbcProvesOddCycleInfeasible) {
+  // Three nodes that must pairwise differ with two strategies each: presolve
+  // fixes nothing, CBC proves that no plan exists.
+  IlpProblem p;
+  p.node_costs = {{1, 2}, {1, 2}, {1, 2}};
+  std::vector<std::vector<double>> differ = {{kInf, 0}, {0, kInf}};
+  p.edges = {{0, 1, differ}, {1, 2, differ}, {0, 2, differ}};
   auto s = solve_ilp(p);
   ASSERT_EQ(s.status().code(), core::StatusCode::kInfeasible);
   EXPECT_NE(s.status().message().find("no plan exists"), std::string::npos)
@@ -364,6 +378,154 @@ TEST(IlpSolverTest, IdenticalInputsGiveIdenticalChoices) {
   auto reparsed = IlpProblem::from_string(p.to_string());
   ASSERT_TRUE(reparsed.ok());
   EXPECT_EQ(solve_ok(*reparsed).choice, first.choice);
+}
+
+// ---- costs and memory over many orders of magnitude --------------------------
+
+TEST(IlpSolverTest, WideCostRangeStillFindsTheOptimum) {
+  // Issue 11 #2: scaled by the largest cost (1e7), CBC's absolute
+  // tolerances hid the difference between objective 1 and the optimum 0.
+  IlpProblem p;
+  p.node_costs = {{0.0, 1e7}, {1.0, 0.0}};
+  p.edges = {{0, 1, {{0, 0}, {0, 0}}}};
+  IlpSolution s = solve_ok(p);
+  EXPECT_EQ(s.objective, 0.0);  // 0 + 0
+  EXPECT_EQ(s.choice, (std::vector<StrategyIdx>{0, 1}));
+  EXPECT_EQ(s.status, IlpSolveStatus::kOptimal);
+  // The same with an optimum far below the largest cost but above 0.
+  p.node_costs = {{1e-6, 1e9}, {2e-6, 1e-6}};
+  p.edges = {{0, 1, {{3e-6, 0}, {0, 5e9}}}};
+  s = solve_ok(p);
+  EXPECT_DOUBLE_EQ(s.objective, 1e-6 + 1e-6 + 0);
+  EXPECT_EQ(s.choice, (std::vector<StrategyIdx>{0, 1}));
+}
+
+TEST(IlpSolverTest, MemoryEntryFarAboveBudgetForbidsItsStrategy) {
+  // Issue 11 #5: a memory coefficient 1e15 times the others aborted the
+  // process in CglZeroHalf. Alone it exceeds the budget, so it is forbidden.
+  IlpProblem p;
+  p.node_costs = {{1.0, 2.0}, {1.0, 2.0}};
+  p.node_memory = {{1e16, 2.0}, {2.0, 0.5}};
+  p.liveness = {{0, 1}};
+  p.memory_budget = 4.6;
+  IlpSolution s = solve_ok(p);
+  EXPECT_DOUBLE_EQ(s.objective, 2 + 1);
+  EXPECT_EQ(s.choice, (std::vector<StrategyIdx>{1, 0}));
+  EXPECT_DOUBLE_EQ(s.memory_peak, 2 + 2);
+}
+
+TEST(IlpSolverTest, PlanWithinCbcToleranceOverBudgetIsNotReturned) {
+  // (0, 0) needs 1 + 1e-8 bytes against a 1-byte budget: inside CBC's row
+  // tolerance (1e-7), outside the budget. The exact re-check cuts it off.
+  IlpProblem p;
+  p.node_costs = {{0, 10}, {0, 10}};
+  p.edges = {{0, 1, {{0, 1}, {1, 0}}}};
+  p.node_memory = {{0.5 + 1e-8, 0}, {0.5, 0}};
+  p.liveness = {{0, 1}};
+  p.memory_budget = 1.0;
+  IlpSolution s = solve_ok(p);
+  EXPECT_DOUBLE_EQ(s.objective, 0 + 10 + 1);
+  auto eval = evaluate(p, s.choice);
+  ASSERT_TRUE(eval.ok());
+  EXPECT_TRUE(eval->memory_ok) << eval->to_string();
+}
+
+// Costs log-uniform over 1e-9..1e9 s (a few 0), memory over 1e-3..1e18
+// bytes against budgets near the least memory.
+IlpProblem random_wide_problem(std::mt19937& rng) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  auto cost = [&] {
+    double u = unit(rng);
+    if (u < 0.08) return kInf;
+    if (u < 0.15) return 0.0;
+    return std::pow(10.0, -9 + 18 * unit(rng));
+  };
+  IlpProblem p;
+  int n = std::uniform_int_distribution<int>(2, 6)(rng);
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> costs(static_cast<size_t>(std::uniform_int_distribution<int>(1, 3)(rng)));
+    for (double& c : costs) c = cost();
+    p.node_costs.push_back(costs);
+  }
+  for (int j = 1; j < n; ++j) {
+    int i = std::uniform_int_distribution<int>(0, j - 1)(rng);
+    IlpProblem::Edge e{i, j, {}};
+    e.costs.assign(p.node_costs[i].size(), std::vector<double>(p.node_costs[j].size()));
+    for (auto& row : e.costs) for (double& r : row) r = cost();
+    p.edges.push_back(e);
+  }
+  if (unit(rng) < 0.5) return p;
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> m;
+    for (size_t k = 0; k < p.node_costs[i].size(); ++k) m.push_back(std::pow(10.0, -3 + 21 * unit(rng)));
+    p.node_memory.push_back(m);
+  }
+  p.liveness = {{}};
+  for (int i = 0; i < n; ++i) (unit(rng) < 0.7 ? p.liveness[0] : p.liveness.emplace_back()).push_back(i);
+  auto [least, most] = peak_range(p);
+  p.memory_budget = least * std::pow(10.0, 6 * unit(rng));
+  return p;
+}
+
+TEST(IlpSolverTest, MatchesBruteForceOnWideRanges) {
+  std::mt19937 rng(11);
+  int feasible = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    IlpProblem p = random_wide_problem(rng);
+    SCOPED_TRACE(testing::Message() << "trial " << trial << ": " << p.to_string());
+    BruteForce expected = brute_force(p);
+    auto solution = solve_ilp(p);
+    if (!expected.feasible) {
+      EXPECT_EQ(solution.status().code(), core::StatusCode::kInfeasible)
+          << solution.status().to_string();
+      continue;
+    }
+    ASSERT_TRUE(solution.ok()) << solution.status().to_string();
+    ++feasible;
+    EXPECT_EQ(solution->status, IlpSolveStatus::kOptimal);
+    EXPECT_NEAR(solution->objective, expected.best, 1e-8 * expected.best);
+    auto eval = evaluate(p, solution->choice);
+    ASSERT_TRUE(eval.ok());
+    EXPECT_TRUE(eval->feasible()) << eval->to_string();
+  }
+  EXPECT_GT(feasible, 200);
+}
+
+// ---- threads -------------------------------------------------------------------
+
+TEST(IlpSolverTest, ConcurrentSolvesAgreeAndPrintNothing) {
+  // Issue 11 #3: CBC's entry point keeps process-wide state; solves from
+  // two threads at once failed ("CBC stopped without a verdict") and
+  // printed CBC's interactive help.
+  std::mt19937 rng(3);
+  std::vector<IlpProblem> problems;
+  std::vector<IlpSolution> expected;
+  while (problems.size() < 6) {
+    IlpProblem p = random_problem(rng);
+    auto s = solve_ilp(p);
+    if (!s.ok() || s->num_variables == 0) continue;
+    problems.push_back(p);
+    expected.push_back(*s);
+  }
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  std::vector<int> failures(2, 0);
+  auto worker = [&](int t) {
+    for (int round = 0; round < 8; ++round) {
+      for (size_t i = 0; i < problems.size(); ++i) {
+        auto s = solve_ilp(problems[i]);
+        if (!s.ok() || s->choice != expected[i].choice) ++failures[static_cast<size_t>(t)];
+      }
+    }
+  };
+  std::thread other(worker, 1);
+  worker(0);
+  other.join();
+  std::string out = testing::internal::GetCapturedStdout();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(failures, (std::vector<int>{0, 0}));
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(err, "");
 }
 
 }  // namespace

@@ -75,5 +75,84 @@ TEST(VerifierTest, RejectsBadReferencesAndNames) {
   EXPECT_NE(error_of(a).find("refers past"), std::string::npos);
 }
 
+// ---- issue 11 #1, #7: nodes that do not fit their kind or op ---------------
+
+TEST(VerifierTest, PlaceholderIsExactlyOneTensor) {
+  Graph g = testing::mlp_graph();
+  Node& w = g.mutable_node(NodeId(1));  // fc1.weight
+  w.outputs.push_back(w.outputs[0]);
+  EXPECT_EQ(error_of(g),
+            "parameter node 'fc1.weight' has 2 outputs; a placeholder (input, parameter, "
+            "buffer or constant) is exactly one tensor");
+}
+
+TEST(VerifierTest, OpInputAndOutputCountsFollowTheSchema) {
+  Graph g = testing::mlp_graph();
+  Node& fc1 = g.mutable_node(NodeId(4));
+  fc1.inputs.push_back(fc1.inputs[0]);  // a 4th input
+  EXPECT_EQ(error_of(g),
+            "node 'linear' (aten.linear.default) has 4 tensor inputs, but linear (input, "
+            "weight, bias?) -> (out) has 2 to 3; re-capture the model or fix the node's inputs");
+  Graph h = testing::mlp_graph();
+  Node& act = h.mutable_node(NodeId(5));  // gelu
+  act.outputs.push_back(act.outputs[0]);
+  EXPECT_EQ(error_of(h),
+            "node 'gelu' (aten.gelu.default) has 2 tensor outputs, but gelu (self) -> (out) has "
+            "1; re-capture the model or fix the node's outputs");
+  Graph k = testing::mlp_graph();
+  k.mutable_node(NodeId(6)).inputs.pop_back();  // fc2 with only its input
+  EXPECT_NE(error_of(k).find("has 1 tensor inputs, but linear"), std::string::npos);
+}
+
+Graph one_op_graph(const std::string& op, std::vector<Shape> inputs, std::vector<Shape> outputs) {
+  Graph g("g");
+  std::vector<ValueRef> refs;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Node in;
+    in.kind = NodeKind::kInput;
+    in.name = "x" + std::to_string(i);
+    in.target = in.name;
+    in.outputs = {TensorMeta{inputs[i], DType::kFloat32}};
+    refs.push_back(ValueRef{g.add_node(in), 0});
+  }
+  Node n;
+  n.name = "op";
+  n.op = op;
+  n.inputs = refs;
+  for (const Shape& s : outputs) n.outputs.push_back(TensorMeta{s, DType::kFloat32});
+  g.add_output(GraphOutput{ValueRef{g.add_node(n), 0}, OutputRole::kUserOutput, ""});
+  return g;
+}
+
+TEST(VerifierTest, RanksTheRulesRelyOn) {
+  EXPECT_TRUE(verify_graph(one_op_graph("aten.conv2d.default", {{2, 3, 8, 8}, {4, 3, 3, 3}, {4}},
+                                        {{2, 4, 6, 6}})).ok());
+  EXPECT_EQ(error_of(one_op_graph("aten.conv2d.default", {{2, 3, 8, 8}, {4, 3, 3, 3}},
+                                  {{2, 4, 36}})),
+            "node 'op' (aten.conv2d.default): output #0 ('out') has rank 3, but conv2d "
+            "(input[r], weight, bias?[1]) -> (out[r]) needs rank 4 there (r = 4 from input #0)");
+  EXPECT_NE(error_of(one_op_graph("aten.conv2d.default", {{2, 3, 8, 8}, {4, 3, 3, 3}, {4, 1}},
+                                  {{2, 4, 6, 6}})).find("input #2 ('bias') has rank 2"),
+            std::string::npos);
+  EXPECT_TRUE(verify_graph(one_op_graph("aten.stack.default", {{2, 3}, {2, 3}}, {{2, 2, 3}})).ok());
+  EXPECT_NE(error_of(one_op_graph("aten.stack.default", {{2, 3}, {2, 3, 1}}, {{2, 2, 3}}))
+                .find("input #1 ('tensors') has rank 3"), std::string::npos);
+  EXPECT_NE(error_of(one_op_graph("aten.topk.default", {{4, 8}}, {{4, 2}, {8}}))
+                .find("output #1 ('indices') has rank 1"), std::string::npos);
+  // Ops outside the schema table take any counts (the planner replicates them).
+  EXPECT_TRUE(verify_graph(one_op_graph("aten.index.Tensor", {{4, 8}, {3}, {3}}, {{3}})).ok());
+}
+
+TEST(VerifierTest, TensorsTheCostModelCanSum) {
+  Graph g = testing::mlp_graph();
+  g.mutable_node(NodeId(0)).outputs[0].shape = {int64_t{1} << 40, int64_t{1} << 40};
+  EXPECT_NE(error_of(g).find("node 'x' output #0 is f32[1099511627776,1099511627776], more "
+                             "than 2^50 bytes"), std::string::npos) << error_of(g);
+  Graph h = testing::mlp_graph();
+  h.mutable_node(NodeId(0)).outputs[0].shape = Shape(33, 1);
+  EXPECT_EQ(error_of(h), "node 'x' output #0 has 33 dims; alpa_torch plans tensors of at most "
+                         "32 dims");
+}
+
 }  // namespace
 }  // namespace alpa::ir
