@@ -111,6 +111,10 @@ class Importer {
   /// Meta copies of CPU constants, by the constant's TensorImpl.
   std::unordered_map<const c10::TensorImpl*, at::Tensor> meta_copies_;
   int depth_ = 0;
+  /// Work and memory bounds of one import (a hostile or huge program ends
+  /// in an error, not a hang or an exhausted machine).
+  int64_t nodes_run_ = 0;
+  int64_t real_bytes_left_ = kRealBytesPerImport;
 };
 
 core::StatusOr<ir::Graph> Importer::run(const torch::jit::Module& module,
@@ -184,6 +188,12 @@ core::Status Importer::run_block(const Block* block, Frame& f) {
 }
 
 core::Status Importer::run_node(const Node* node, Frame& f) {
+  if (++nodes_run_ > kMaxNodesRun) {
+    return core::invalid_argument(
+        "the TorchScript program ran more than " + std::to_string(kMaxNodesRun) +
+        " nodes on the example inputs (the importer unrolls loops; a loop over a large size?) " +
+        where(node, f.module));
+  }
   const c10::Symbol kind = node->kind();
   if (kind == c10::prim::Constant) {
     // Function constants (callees of prim::CallFunction) have no IValue.
@@ -436,7 +446,7 @@ core::Status Importer::run_op(const Node* node, Frame& f) {
   }
   if (schema != nullptr) move_to_meta(*schema, node, inputs);
   auto ran = run_on_shapes(node, schema, schema ? op_name(node, *schema, base) : qualified,
-                           inputs, tensor_op && supported);
+                           inputs, tensor_op && supported, real_bytes_left_);
   if (!ran.ok()) {
     return core::invalid_argument("running TorchScript op '" + qualified + "' " +
                                   where(node, f.module) + " on the example inputs failed: " +
@@ -469,7 +479,9 @@ void Importer::move_to_meta(const c10::FunctionSchema& schema, const Node* node,
   // A factory op (no tensor argument) makes a meta tensor unless it is small
   // (then its data stays readable, as a mask's or a range's); an op with
   // tensor arguments follows them.
-  const bool large = factory_bytes(schema, inputs) > kMaterializeLimitBytes;
+  const int64_t bytes = any_tensor ? 0 : factory_bytes(schema, inputs);
+  const bool large = bytes > std::min(kMaterializeLimitBytes, real_bytes_left_);
+  if (!any_meta && !any_tensor && !large) real_bytes_left_ -= bytes;
   const bool to_meta = any_meta || (!any_tensor && !is_data_literal(node) && large);
   for (size_t i = 0; i < n && to_meta; ++i) {
     if (is_device_type(args[i].type())) {
@@ -650,7 +662,10 @@ core::StatusOr<ir::Graph> import_torchscript_stream(std::istream& data, const st
                                                     const TorchScriptImportOptions& options) {
   torch::jit::Module module;
   try {
-    module = torch::jit::load(data, c10::Device(c10::kCPU));
+    // Without the debug files (source ranges of the original Python): a
+    // damaged debug pickle would otherwise be read lazily, from inside an
+    // exception's what(), and abort the process.
+    module = torch::jit::load(data, c10::Device(c10::kCPU), /*load_debug_files=*/false);
   } catch (const std::exception& err) {
     return core::invalid_argument("cannot load " + what +
                                   " (write it with torch.jit.save(torch.jit.script(model), "

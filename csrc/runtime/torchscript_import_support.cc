@@ -241,20 +241,31 @@ core::StatusOr<ir::Attr> attr_of(const IValue& value, const c10::TypePtr& type, 
 
 int64_t factory_bytes(const c10::FunctionSchema& schema, const std::vector<IValue>& inputs) {
   const auto& args = schema.arguments();
+  const size_t n = std::min(args.size(), inputs.size());
+  auto product = [](const std::vector<int64_t>& dims) {
+    double p = 1;
+    for (int64_t d : dims) p *= static_cast<double>(std::max<int64_t>(d, 1));
+    return p;
+  };
+  // zeros(size), full(size, v), randn(size): the size says it all; else
+  // (arange(end), eye(n, m)) the product of the numbers, an upper bound.
   double elements = 1;
-  bool sized = false;
-  for (size_t i = 0; i < args.size() && i < inputs.size(); ++i) {
-    const IValue& v = inputs[i];
-    if (v.isIntList() && (args[i].name() == "size" || !sized)) {
-      elements = 1;
-      for (int64_t d : v.toIntVector()) elements *= static_cast<double>(std::max<int64_t>(d, 0));
-      sized = args[i].name() == "size";
-    } else if (!sized && (v.isInt() || v.isDouble()) && !is_scalar_type_arg(args[i].type())) {
-      elements *= std::max(1.0, std::abs(v.isInt() ? static_cast<double>(v.toInt()) : v.toDouble()));
+  for (size_t i = 0; i < n; ++i) {
+    if (args[i].name() == "size" && inputs[i].isIntList()) {
+      elements = product(inputs[i].toIntVector());
+      return elements * 8 >= 4e18 ? std::numeric_limits<int64_t>::max()
+                                  : static_cast<int64_t>(elements * 8);
     }
   }
-  return elements * 8 >= 9e18 ? std::numeric_limits<int64_t>::max()
-                              : static_cast<int64_t>(elements * 8);
+  for (size_t i = 0; i < n; ++i) {
+    const IValue& v = inputs[i];
+    if (is_scalar_type_arg(args[i].type())) continue;  // a dtype, not a count
+    if (v.isIntList()) elements *= product(v.toIntVector());
+    if (v.isInt()) elements *= std::max(1.0, std::abs(static_cast<double>(v.toInt())));
+    if (v.isDouble()) elements *= std::max(1.0, std::abs(v.toDouble()));
+  }
+  return elements * 8 >= 4e18 || std::isnan(elements) ? std::numeric_limits<int64_t>::max()
+                                                       : static_cast<int64_t>(elements * 8);
 }
 
 namespace {
@@ -322,7 +333,9 @@ IValue materialize(const IValue& value, std::vector<std::pair<at::Tensor, at::Te
   }
   if (value.isTensorList()) {
     c10::List<at::Tensor> out;
-    for (const at::Tensor& t : value.toTensorVector()) out.push_back(materialize(t, pairs).toTensor());
+    for (const at::Tensor& t : value.toTensorVector()) {
+      out.push_back(materialize(t, pairs).toTensor());
+    }
     return IValue(std::move(out));
   }
   if (value.isList() && holds_meta(value)) {
@@ -335,7 +348,8 @@ IValue materialize(const IValue& value, std::vector<std::pair<at::Tensor, at::Te
 
 /// A result of a materialized run back on meta: an input it returns (in
 /// place) is that input's meta tensor, any other tensor a meta copy.
-IValue back_to_meta(const IValue& value, const std::vector<std::pair<at::Tensor, at::Tensor>>& pairs) {
+IValue back_to_meta(const IValue& value,
+                    const std::vector<std::pair<at::Tensor, at::Tensor>>& pairs) {
   if (value.isTensor()) {
     const at::Tensor& t = value.toTensor();
     if (!t.defined()) return value;
@@ -346,7 +360,9 @@ IValue back_to_meta(const IValue& value, const std::vector<std::pair<at::Tensor,
   }
   if (value.isTensorList()) {
     c10::List<at::Tensor> out;
-    for (const at::Tensor& t : value.toTensorVector()) out.push_back(back_to_meta(t, pairs).toTensor());
+    for (const at::Tensor& t : value.toTensorVector()) {
+      out.push_back(back_to_meta(t, pairs).toTensor());
+    }
     return IValue(std::move(out));
   }
   if (value.isTuple()) {
@@ -363,7 +379,7 @@ core::StatusOr<torch::jit::Stack> run_on_shapes(const Node* node,
                                                 const c10::FunctionSchema* schema,
                                                 const std::string& op,
                                                 const std::vector<IValue>& inputs,
-                                                bool recordable) {
+                                                bool recordable, int64_t& real_bytes_left) {
   torch::jit::Stack stack(inputs.begin(), inputs.end());
   std::string error;
   try {
@@ -389,14 +405,15 @@ core::StatusOr<torch::jit::Stack> run_on_shapes(const Node* node,
   if (*inferred) return std::move(**inferred);
   int64_t bytes = 0;
   for (const IValue& v : inputs) bytes += bytes_of(v);
-  if (bytes > kMaterializeLimitBytes) {
+  if (bytes > std::min(kMaterializeLimitBytes, real_bytes_left)) {
     return core::invalid_argument(
         error + " (the op has no shape function in LibTorch and its inputs hold " +
-        std::to_string(bytes) + " bytes, more than the " +
-        std::to_string(kMaterializeLimitBytes >> 20) + " MiB the importer runs on real " +
-        "tensors to find shapes; use smaller example inputs, or capture the model in Python "
-        "with alpa_torch.capture(model, args).save(path))");
+        std::to_string(bytes) + " bytes, more than the importer runs on real tensors to "
+        "find shapes (" + std::to_string(kMaterializeLimitBytes >> 20) + " MiB an op, " +
+        std::to_string(kRealBytesPerImport >> 20) + " MiB in all); use smaller example "
+        "inputs, or capture the model in Python with alpa_torch.capture(model, args).save(path))");
   }
+  real_bytes_left -= bytes;
   std::vector<std::pair<at::Tensor, at::Tensor>> pairs;
   stack.clear();
   try {

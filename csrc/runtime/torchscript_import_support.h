@@ -66,8 +66,11 @@ core::StatusOr<ir::Attr> attr_of(const c10::IValue& value, const c10::TypePtr& t
                                  ir::Node& node, const RefOf& ref_of);
 
 /// Up to this many bytes of inputs (or of a factory op's result) the
-/// importer runs an op on real CPU tensors when shapes alone cannot tell.
+/// importer runs an op on real CPU tensors when shapes alone cannot tell,
+/// and up to kRealBytesPerImport in all; it runs at most kMaxNodesRun nodes.
 inline constexpr int64_t kMaterializeLimitBytes = int64_t{256} << 20;
+inline constexpr int64_t kRealBytesPerImport = int64_t{1} << 30;
+inline constexpr int64_t kMaxNodesRun = 1000000;
 /// Bytes a factory op (no tensor argument) would make, from its `size`
 /// argument or its int arguments (8 bytes an element; 0 when none).
 int64_t factory_bytes(const c10::FunctionSchema& schema, const std::vector<c10::IValue>& inputs);
@@ -75,12 +78,13 @@ int64_t factory_bytes(const c10::FunctionSchema& schema, const std::vector<c10::
 /// Runs `node` on `inputs` for its output shapes: on meta tensors; for an op
 /// LibTorch has no meta kernel for (`recordable`: its data does not matter),
 /// by the planner's shape inference (op `op`), else on CPU zeros when the
-/// inputs are small. The error says why none worked.
+/// inputs are small (they count against `real_bytes_left`). The error says
+/// why none worked.
 core::StatusOr<torch::jit::Stack> run_on_shapes(const torch::jit::Node* node,
                                                 const c10::FunctionSchema* schema,
                                                 const std::string& op,
                                                 const std::vector<c10::IValue>& inputs,
-                                                bool recordable);
+                                                bool recordable, int64_t& real_bytes_left);
 
 /// The NotImplemented error of an op the importer does not record.
 core::Status unsupported(const torch::jit::Node* node, const std::string& module,

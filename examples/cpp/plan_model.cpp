@@ -143,12 +143,12 @@ Flags parse_flags(int argc, char** argv) {
     else if (flag == "--mesh") f.mesh = parse_mesh(v);
     else if (flag == "--cluster") f.cluster = v;
     else if (flag == "--memory-budget") f.memory_budget = parse_bytes(v);
-    else if (flag == "--optimizer-state-factor") f.optimizer_state_factor = number(0, 1e6, "a number in [0, 1e6]");
+    else if (flag == "--optimizer-state-factor") f.optimizer_state_factor = number(0, 1e6, "0..1e6");
     else if (flag == "--time-limit") f.time_limit_s = number(1e-3, 1e7, "seconds in [0.001, 1e7]");
-    else if (flag == "--threads") f.threads = static_cast<int>(integer(1, 1024, "an int in [1, 1024]"));
-    else if (flag == "--micro-batches") f.micro_batches = integer(1, 1 << 20, "an int in [1, 2^20]");
+    else if (flag == "--threads") f.threads = static_cast<int>(integer(1, 1024, "an int 1..1024"));
+    else if (flag == "--micro-batches") f.micro_batches = integer(1, 1 << 20, "an int 1..2^20");
     else if (flag == "--schedule") f.schedule = v;
-    else if (flag == "--num-layers") f.num_layers = integer(0, 1 << 20, "an int in [0, 2^20] (0: automatic)");
+    else if (flag == "--num-layers") f.num_layers = integer(0, 1 << 20, "an int in [0, 2^20]");
     else if (flag == "--layer-eps") f.layer_eps = number(0, 1e6, "a number in [0, 1e6]");
     else if (flag == "--boundary") f.boundaries.push_back(v);
     else if (flag == "--stage-mesh") f.stage_meshes.push_back(parse_mesh(v));
