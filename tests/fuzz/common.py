@@ -120,9 +120,11 @@ def _new_scalar(old: Any, rng: random.Random, pool: List[str]) -> Any:
     if isinstance(old, bool) or r < 0.05:
         return rng.choice([True, False, None, 0, "", [], {}])
     if isinstance(old, int) and r < 0.8:
-        return rng.choice([old + rng.choice([-2, -1, 1, 2]), old * 2, -old, rng.choice(INTERESTING_INTS)])
+        return rng.choice([old + rng.choice([-2, -1, 1, 2]), old * 2, -old,
+                           rng.choice(INTERESTING_INTS)])
     if isinstance(old, float) and r < 0.8:
-        return rng.choice([old * rng.choice([0.0, -1.0, 1e-9, 1e9, 1.0000001]), rng.choice(INTERESTING_FLOATS)])
+        return rng.choice([old * rng.choice([0.0, -1.0, 1e-9, 1e9, 1.0000001]),
+                           rng.choice(INTERESTING_FLOATS)])
     if isinstance(old, str) and r < 0.8:
         if rng.random() < 0.5:
             return rng.choice(pool)
@@ -196,5 +198,8 @@ def json_mutator(data: bytes, max_size: int, seed: int) -> bytes:
     text, doc = decode_json(data)
     if doc is None or rng.random() < 0.05:
         return atheris.Mutate(data, max_size)
-    out = dump(mutate_doc(doc, rng)).encode()
+    try:
+        out = dump(mutate_doc(doc, rng)).encode()
+    except (RecursionError, ValueError, TypeError):  # too deep, or not JSON-able
+        return atheris.Mutate(data, max_size)
     return out if len(out) <= max_size else atheris.Mutate(data, max_size)

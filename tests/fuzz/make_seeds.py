@@ -26,7 +26,6 @@ import torch  # noqa: E402
 
 import alpa_torch  # noqa: E402
 from examples.models import mlp, moe_layer, wide_resnet  # noqa: E402
-from examples.models import mlp as _m  # noqa: E402,F401
 
 SEEDS = os.path.join(HERE, "seeds")
 
@@ -41,8 +40,7 @@ def write(target: str, name: str, data) -> None:
 
 def models():
     from conftest import bert_model, gpt2_model
-    from examples.models import mlp_example_inputs, moe_example_inputs
-    from examples.models import wide_resnet_example_inputs
+    from examples.models import moe_example_inputs, wide_resnet_example_inputs
     torch.manual_seed(0)
     yield "mlp", mlp(d_in=16, hidden=32, d_out=16), (torch.randn(4, 16),)
     yield "moe", moe_layer(d_model=16, num_experts=2, ffn=32), moe_example_inputs(
@@ -51,7 +49,6 @@ def models():
         batch=2, image_size=8)
     yield "gpt2", *gpt2_model(layers=1, hidden=16, heads=2, vocab=32, seq=8)
     yield "bert", *bert_model(layers=1, hidden=16, heads=2, vocab=32, seq=8)
-    del mlp_example_inputs
 
 
 def graph_and_plan_seeds() -> None:
@@ -122,12 +119,14 @@ def torchscript_seeds() -> None:
     write("torchscript", "mlp-script.pt", save(torch.jit.script(small), ["f32[2,8]"]))
     write("torchscript", "lm-script.pt", save(torch.jit.script(_TinyLM().eval()), ["i64[2,8]"]))
     x = torch.randn(2, 8, 32)
-    write("torchscript", "attention-script.pt", save(torch.jit.script(_Attention()), ["f32[2,8,32]"]))
-    write("torchscript", "attention-trace.pt", save(torch.jit.trace(_Attention(), (x,)), ["f32[2,8,32]"]))
-    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
-    write("torchscript", "conv-trace.pt", save(torch.jit.trace(conv, (torch.randn(2, 3, 8, 8),)),
-                                               ["f32[2,3,8,8]"]))
+    for kind, module in (("script", torch.jit.script(_Attention())),
+                         ("trace", torch.jit.trace(_Attention(), (x,)))):
+        write("torchscript", f"attention-{kind}.pt", save(module, ["f32[2,8,32]"]))
+    nn = torch.nn
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    traced = torch.jit.trace(conv, (torch.randn(2, 3, 8, 8),))
+    write("torchscript", "conv-trace.pt", save(traced, ["f32[2,3,8,8]"]))
 
 
 if __name__ == "__main__":

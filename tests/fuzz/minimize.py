@@ -46,6 +46,7 @@ def main():
     if sig is None:
         raise SystemExit("the input shows no finding")
     print("signature:", sig)
+    size = len(common.dump(doc))
     while True:
         before = len(common.dump(doc))
         doc = _pass(target, doc, sig)
@@ -53,7 +54,8 @@ def main():
             break
     with open(sys.argv[3], "w") as f:
         f.write(common.dump(doc))
-    print(f"{before} -> {len(common.dump(doc))} bytes, signature kept: {failure(target, doc) == sig}")
+    kept = failure(target, doc) == sig
+    print(f"{size} -> {len(common.dump(doc))} bytes, signature kept: {kept}")
 
 
 def _pass(target, doc, sig):

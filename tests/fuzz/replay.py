@@ -2,8 +2,8 @@
 
     python tests/fuzz/replay.py TARGET FILE ...
 
-Prints {"begin": FILE} before each input and {"file", "ok", "finding"}
-after it; a crash of the process leaves a "begin" without its result, which
+Prints MARK + {"begin": FILE} before each input and MARK + {"file",
+"ok", "finding"} after it (other output, e.g. a solver's, is ignored); a crash of the process leaves a "begin" without its result, which
 the caller (run_replay in run.py, the corpus test) reports as the crash.
 """
 import json
@@ -13,6 +13,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+
+MARK = "@@alpa-fuzz "
 
 
 def main() -> None:
@@ -25,7 +27,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     target = harness.load_target(sys.argv[1])
     for path in sys.argv[2:]:
-        print(json.dumps({"begin": path}), flush=True)
+        print(MARK + json.dumps({"begin": path}), flush=True)
         with open(path, "rb") as f:
             data = f.read()
         try:
@@ -34,7 +36,7 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001 - every other exception is a finding
             result = {"file": path, "ok": False, "finding": harness.signature(e),
                       "details": harness.describe(e)}
-        print(json.dumps(result), flush=True)
+        print(MARK + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

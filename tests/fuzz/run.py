@@ -40,6 +40,8 @@ def _native_signature(stderr: str, rc: int) -> str:
         kind = "timeout"
     elif "out-of-memory" in stderr or "rss limit" in stderr.lower():
         kind = "out-of-memory"
+    elif re.search(r"in (mutate|json_mutator)\n", stderr):
+        kind = "error in the fuzz mutator (a harness bug)"
     else:
         m = re.search(r"Fatal Python error: (\w[\w ]*)", stderr)
         kind = m.group(1).strip() if m else f"exit status {rc}"
@@ -95,7 +97,7 @@ def fuzz_target(target: str, seconds: float, out: str, python: str) -> Dict:
                 r"[^A-Za-z0-9]+", "-", sig)[:50] + "-" + hashlib.sha1(sig.encode()).hexdigest()[:8])
             shutil.copy(current, name + ".bin")
             with open(name + ".txt", "w") as f:
-                f.write(sig + "\n\n" + log[-6000:])
+                f.write(f"{sig}\n(exit status {proc.returncode})\n\n{log[-6000:]}")
         native.setdefault(sig, 0)
         native[sig] += 1
     found = sorted(f for f in os.listdir(findings) if _of(f, target) and f.endswith(".txt"))
@@ -114,7 +116,8 @@ def run_replay(target: str, files: List[str], python: str, timeout: float) -> Li
         current: Optional[str] = None
         deadline = time.monotonic() + timeout
         while True:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            wait = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([proc.stdout], [], [], wait)
             line = proc.stdout.readline() if ready else None
             if line is None:  # the input in progress hangs
                 proc.kill()
@@ -130,7 +133,9 @@ def run_replay(target: str, files: List[str], python: str, timeout: float) -> Li
                         err, proc.returncode) + f" (exit status {proc.returncode})",
                         "details": err[-3000:]})
                 break
-            msg = json.loads(line)
+            if not line.startswith("@@alpa-fuzz "):
+                continue  # the target's own output
+            msg = json.loads(line[len("@@alpa-fuzz "):])
             if "begin" in msg:
                 current, deadline = msg["begin"], time.monotonic() + timeout
             else:
@@ -144,7 +149,8 @@ def run_replay(target: str, files: List[str], python: str, timeout: float) -> Li
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("targets", nargs="*", default=["all"])
     p.add_argument("--seconds", type=float, default=20.0, help="per target (default 20)")
     p.add_argument("--out", default=os.path.join(ROOT, "build", "fuzz"))

@@ -124,8 +124,16 @@ def mutate(data: bytes, max_size: int, seed: int) -> bytes:
     import atheris
     rng = random.Random(seed)
     files = read_archive(data)
-    if files is None or rng.random() < 0.1:
+    if not files or rng.random() < 0.1:
         return atheris.Mutate(data, max_size)
+    try:
+        return _mutate_archive(files, data, max_size, rng)
+    except Exception:  # noqa: BLE001 - an archive the editor cannot handle
+        return atheris.Mutate(data, max_size)
+
+
+def _mutate_archive(files, data: bytes, max_size: int, rng) -> bytes:
+    import atheris
     code = [n for n in files if n.endswith(".py") and "/code/" in n]
     pickles = [n for n in files if n.endswith(".pkl")]
     extra = next((n for n in files if n.endswith("extra/fuzz_inputs")), None)
