@@ -25,15 +25,32 @@ with atheris.instrument_imports(include=["alpa_torch", "common", f"target_{TARGE
 
 FINDINGS = os.environ.get("ALPA_FUZZ_FINDINGS")
 CURRENT = os.environ.get("ALPA_FUZZ_CURRENT")
+# One input that leaves the process this much larger is a finding of its
+# own (memory kept after it returned), named before the RSS limit trips on
+# a later, innocent input.
+GROWTH_LIMIT_MB = 512
 _seen = set()
+
+
+class MemoryGrowth(Exception):
+    """The process kept more than GROWTH_LIMIT_MB after one input."""
+
+
+def _rss_mb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
 
 
 def one_input(data: bytes) -> None:
     if CURRENT:
         with open(CURRENT, "wb") as f:
             f.write(data)
+    before = _rss_mb()
     try:
         target.one_input(data)
+        grown = _rss_mb() - before
+        if grown > GROWTH_LIMIT_MB:
+            raise MemoryGrowth(f"the process kept {grown} MB more after this input")
     except Exception as e:  # noqa: BLE001 - every other exception is a finding
         if not FINDINGS:
             raise
