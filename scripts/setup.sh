@@ -62,6 +62,8 @@ setup_venv() {
   "$PY" -c 'import pybind11' 2>/dev/null || need+=("pybind11>=2.10")
   "$PY" -c 'import pytest, pytest_timeout' 2>/dev/null || need+=(pytest pytest-timeout)
   "$PY" -c 'import transformers' 2>/dev/null || need+=("$TRANSFORMERS_SPEC")
+  # The fuzz targets (tests/fuzz, docs/fuzzing.md); 3.0.0 ships CPython 3.11 wheels.
+  "$PY" -c 'import atheris' 2>/dev/null || need+=("${ALPA_ATHERIS_SPEC:-atheris==3.0.0}")
   "$PY" -c 'import setuptools, wheel' 2>/dev/null || need+=("setuptools>=64" wheel)
   if [ ${#need[@]} -gt 0 ]; then
     log "pip installing: ${need[*]}"

@@ -24,4 +24,8 @@ cmake --build build/examples -j "${ALPA_BUILD_JOBS:-$(nproc)}" >/dev/null
 
 echo "== Python tests (pytest)"
 "$PY" -m pytest tests/python -q -p no:cacheprovider --timeout=600 "$@"
+
+echo "== fuzz smoke: every target of tests/fuzz for ${ALPA_FUZZ_SECONDS:-20} s (docs/fuzzing.md)"
+# Fails on any finding; they are written to build/fuzz/findings.
+"$PY" tests/fuzz/run.py all --seconds "${ALPA_FUZZ_SECONDS:-20}"
 echo "== all tests passed in $(( $(date +%s) - start )) s"

@@ -28,11 +28,21 @@ PyObject* exception_type(core::StatusCode code) {
   }
 }
 
+/// Sets the Python error from a message that may hold bytes that are not
+/// UTF-8 (quoted from a user's file): they become U+FFFD, so the user sees
+/// the exception the status maps to, never a UnicodeDecodeError.
+void set_error(PyObject* type, const std::string& message) {
+  PyObject* text = PyUnicode_DecodeUTF8(message.data(), static_cast<Py_ssize_t>(message.size()),
+                                        "replace");
+  PyErr_SetObject(type, text);
+  Py_XDECREF(text);
+}
+
 }  // namespace
 
 void throw_if_error(const core::Status& status) {
   if (status.ok()) return;
-  PyErr_SetString(exception_type(status.code()), status.message().c_str());
+  set_error(exception_type(status.code()), status.message());
   throw py::error_already_set();
 }
 
@@ -41,8 +51,7 @@ void register_exception_translators(py::module_& m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const core::StatusError& e) {
-      PyErr_SetString(exception_type(e.status().code()),
-                      e.status().message().c_str());
+      set_error(exception_type(e.status().code()), e.status().message());
     } catch (const core::InternalError& e) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     }

@@ -1,6 +1,7 @@
 // This file implements the TorchScript importer (see torchscript_import.h):
-// an interpreter over TorchScript graphs that executes every node on real
-// example values and writes the tensor ops it meets into an ir::Graph.
+// an interpreter over TorchScript graphs that executes every node on meta
+// tensors (shapes and dtypes, no data) and writes the tensor ops it meets
+// into an ir::Graph.
 //
 // Values are tracked two ways: `Frame::env` maps each TorchScript Value to
 // the IValue it holds, and `refs_` maps each live tensor (by TensorImpl) to
@@ -9,6 +10,12 @@
 // `aten::relu_(%x)` the tensor of %x maps to the relu node, so later reads
 // of %x see the new value. Every tensor is kept alive until the import ends,
 // so an address is never reused for another tensor.
+//
+// Shapes only: the example inputs and the module's tensors enter as meta
+// tensors; Device arguments become meta, so a factory op (torch.zeros(n, n))
+// allocates nothing whatever sizes it gets; a small CPU constant (a literal,
+// a traced size from NumToTensor) stays on the CPU, readable as a number,
+// until an op mixes it with meta tensors and it gets its one meta copy.
 #include "runtime/torchscript_import.h"
 
 #include <ATen/core/function_schema.h>
@@ -20,6 +27,7 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <unordered_map>
@@ -28,6 +36,7 @@
 #include "ir/flops.h"
 #include "ir/op_name.h"
 #include "ir/verifier.h"
+#include "runtime/torchscript_import_support.h"
 
 namespace alpa::runtime {
 namespace {
@@ -36,143 +45,7 @@ using c10::IValue;
 using torch::jit::Block;
 using torch::jit::Node;
 using torch::jit::Value;
-
-/// Ops recorded as graph nodes: those the planner has sharding rules for.
-const std::vector<std::string>& supported_ops() {
-  static const std::vector<std::string> ops = [] {
-    std::vector<std::string> v = {
-        // matmul, conv, attention
-        "addmm", "baddbmm", "bmm", "einsum", "linear", "matmul", "mm", "conv1d", "conv2d",
-        "convolution", "scaled_dot_product_attention", "adaptive_avg_pool1d",
-        "adaptive_avg_pool2d", "avg_pool2d", "max_pool2d",
-        // elementwise
-        "abs", "add", "clamp", "clamp_max", "clamp_min", "clone", "contiguous", "cos", "detach",
-        "div", "dropout", "elu", "eq", "erf", "exp", "full_like", "ge", "gelu", "gt",
-        "hardsigmoid", "hardswish", "hardtanh", "le", "leaky_relu", "log", "logical_not", "lt",
-        "masked_fill", "maximum", "minimum", "mish", "mul", "ne", "neg", "ones_like", "pow",
-        "reciprocal", "relu", "relu6", "remainder", "rsqrt", "rsub", "sigmoid", "silu", "sin",
-        "softplus", "sqrt", "square", "sub", "tanh", "to", "tril", "triu", "type_as", "where",
-        "zeros_like",
-        // normalization, reductions, losses
-        "batch_norm", "group_norm", "layer_norm", "rms_norm", "amax", "amin", "argmax",
-        "cumsum", "log_softmax", "max", "mean", "min", "softmax", "std", "sum", "var",
-        "cross_entropy_loss", "mse_loss", "nll_loss",
-        // embedding and indexing
-        "embedding", "gather", "index_select",
-        // shapes
-        "cat", "chunk", "expand", "expand_as", "flatten", "narrow", "permute", "reshape",
-        "select", "slice", "split", "split_with_sizes", "squeeze", "stack", "t", "transpose",
-        "unbind", "unflatten", "unsqueeze", "view", "view_as"};
-    std::sort(v.begin(), v.end());
-    return v;
-  }();
-  return ops;
-}
-
-/// Ops that read only a tensor's metadata (its shape), never its data.
-bool is_metadata_op(const std::string& base) {
-  static const std::set<std::string, std::less<>> ops = {
-      "size", "sym_size", "dim", "numel", "len", "is_floating_point", "is_complex", "stride",
-      "element_size"};
-  return ops.count(base) > 0;
-}
-
-/// "relu_" -> "relu" (in-place ops are recorded as their functional op);
-/// dunder names ("__and__") are kept.
-std::string functional_name(const std::string& base) {
-  if (base.size() > 1 && base.back() == '_' && base.rfind("__", 0) != 0) {
-    return base.substr(0, base.size() - 1);
-  }
-  return base;
-}
-
-/// Tensor, Tensor?, Tensor[] and Tensor?[] (not generic lists like t[]).
-bool is_tensor_type(const c10::TypePtr& type) {
-  if (type->kind() == c10::TypeKind::TensorType) return true;
-  if (auto opt = type->cast<c10::OptionalType>()) return is_tensor_type(opt->getElementType());
-  if (auto list = type->cast<c10::ListType>()) return is_tensor_type(list->getElementType());
-  return false;
-}
-
-bool is_scalar_type_arg(const c10::TypePtr& type) {
-  if (auto opt = type->cast<c10::OptionalType>()) return is_scalar_type_arg(opt->getElementType());
-  return type->kind() == c10::TypeKind::ScalarTypeType;
-}
-
-core::StatusOr<ir::DType> to_dtype(at::ScalarType type) {
-  switch (type) {
-    case at::kFloat: return ir::DType::kFloat32;
-    case at::kDouble: return ir::DType::kFloat64;
-    case at::kHalf: return ir::DType::kFloat16;
-    case at::kBFloat16: return ir::DType::kBFloat16;
-    case at::kLong: return ir::DType::kInt64;
-    case at::kInt: return ir::DType::kInt32;
-    case at::kShort: return ir::DType::kInt16;
-    case at::kChar: return ir::DType::kInt8;
-    case at::kByte: return ir::DType::kUInt8;
-    case at::kBool: return ir::DType::kBool;
-    case at::kComplexFloat: return ir::DType::kComplex64;
-    default: break;
-  }
-  return core::not_implemented(std::string("tensors of dtype ") + c10::toString(type) +
-                               " are not supported by the planner");
-}
-
-core::StatusOr<ir::TensorMeta> meta_of(const at::Tensor& t) {
-  ALPA_ASSIGN_OR_RETURN(ir::DType dtype, to_dtype(t.scalar_type()));
-  return ir::TensorMeta{t.sizes().vec(), dtype};
-}
-
-/// Every tensor in `value` (nested tuples, lists, dict values), in order.
-void flatten_tensors(const IValue& value, std::vector<at::Tensor>& out) {
-  if (value.isTensor()) {
-    out.push_back(value.toTensor());
-  } else if (value.isTuple()) {
-    for (const IValue& v : value.toTupleRef().elements()) flatten_tensors(v, out);
-  } else if (value.isList()) {
-    for (const IValue& v : value.toListRef()) flatten_tensors(v, out);
-  } else if (value.isGenericDict()) {
-    for (const auto& entry : value.toGenericDict()) flatten_tensors(entry.value(), out);
-  }
-}
-
-/// An exception's message; a c10::Error's without its C++ backtrace.
-std::string message_of(const std::exception& err) {
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&err)) {
-    return c10_error->what_without_backtrace();
-  }
-  return err.what();
-}
-
-std::string join_path(const std::string& parent, const std::string& name) {
-  return parent.empty() ? name : parent + "." + name;
-}
-
-std::string where(const Node* node, const std::string& module) {
-  std::string out = "in module '" + (module.empty() ? std::string("<root>") : module) + "'";
-  if (auto loc = node->sourceRange().file_line_col()) {
-    out += ", at " + std::get<0>(*loc) + ":" + std::to_string(std::get<1>(*loc));
-  }
-  return out;
-}
-
-std::string op_context(const Node* node, const std::string& module) {
-  return "TorchScript op '" + std::string(node->kind().toQualString()) + "' " + where(node, module);
-}
-
-core::Status unsupported(const Node* node, const std::string& module, bool reads_data) {
-  std::string ops;
-  for (const std::string& op : supported_ops()) ops += (ops.empty() ? "" : ", ") + op;
-  std::string why = reads_data
-      ? " (it turns tensor data into a value; the planner needs shapes that do not depend "
-        "on data)"
-      : "";
-  return core::not_implemented(
-      op_context(node, module) + " is not supported by the alpa_torch TorchScript importer" + why +
-      ". Fix: write the model with supported ops, or capture it in Python with "
-      "alpa_torch.capture(model, args).save(path) and plan the saved graph. Supported ops: " +
-      ops);
-}
+using namespace ts_support;  // NOLINT: the importer's helpers
 
 /// One method activation: the values of its graph and its module's FQN.
 struct Frame {
@@ -216,6 +89,12 @@ class Importer {
                                           const std::string& name, const std::string& fqn,
                                           const at::Tensor& value);
   core::StatusOr<ir::ValueRef> ref_of(const at::Tensor& t);
+  /// Device arguments to meta, and every tensor argument to meta once one is.
+  void move_to_meta(const c10::FunctionSchema& schema, const Node* node,
+                    std::vector<IValue>& inputs);
+  /// `value` with its tensors (also in a list) on the meta device; a tensor
+  /// gets one meta copy, so in-place ops on it are seen by later reads.
+  IValue on_meta(const IValue& value);
   /// Whether `value` is (or lists) a tensor computed from the graph's values.
   bool reads_graph_value(const IValue& value) const;
   core::StatusOr<ir::ValueRef> add_proto(ir::Node node, const at::Tensor& value);
@@ -229,7 +108,13 @@ class Importer {
   /// Module tensors by their TensorImpl: our copy and its placeholder node.
   std::unordered_map<const c10::TensorImpl*, std::pair<at::Tensor, int64_t>> attributes_;
   std::unordered_map<const c10::ivalue::Object*, std::string> paths_;
+  /// Meta copies of CPU constants, by the constant's TensorImpl.
+  std::unordered_map<const c10::TensorImpl*, at::Tensor> meta_copies_;
   int depth_ = 0;
+  /// Work and memory bounds of one import (a hostile or huge program ends
+  /// in an error, not a hang or an exhausted machine).
+  int64_t nodes_run_ = 0;
+  int64_t real_bytes_left_ = kRealBytesPerImport;
 };
 
 core::StatusOr<ir::Graph> Importer::run(const torch::jit::Module& module,
@@ -259,7 +144,11 @@ core::StatusOr<ir::Graph> Importer::run(const torch::jit::Module& module,
       inputs.push_back(example_inputs[i]);  // specialized into the graph
       continue;
     }
-    at::Tensor copy = example_inputs[i].toTensor().detach().clone();
+    if (!example_inputs[i].toTensor().defined()) {
+      return core::invalid_argument("example input " + std::to_string(i) +
+                                    " is an undefined tensor");
+    }
+    const at::Tensor copy = meta_like(example_inputs[i].toTensor());
     ir::Node n;
     n.kind = ir::NodeKind::kInput;
     n.target = options_.input_names.empty() ? graph->inputs()[i + 1]->debugNameBase()
@@ -299,6 +188,12 @@ core::Status Importer::run_block(const Block* block, Frame& f) {
 }
 
 core::Status Importer::run_node(const Node* node, Frame& f) {
+  if (++nodes_run_ > kMaxNodesRun) {
+    return core::invalid_argument(
+        "the TorchScript program ran more than " + std::to_string(kMaxNodesRun) +
+        " nodes on the example inputs (the importer unrolls loops; a loop over a large size?) " +
+        where(node, f.module));
+  }
   const c10::Symbol kind = node->kind();
   if (kind == c10::prim::Constant) {
     // Function constants (callees of prim::CallFunction) have no IValue.
@@ -457,7 +352,7 @@ core::StatusOr<IValue> Importer::attribute_tensor(const c10::ivalue::Object& own
     n.kind = ir::NodeKind::kBuffer;
   }
   n.target = fqn;
-  at::Tensor copy = value.detach().clone();  // in-place ops must not touch the module
+  at::Tensor copy = meta_like(value);  // in-place ops must not touch the module
   ALPA_ASSIGN_OR_RETURN(const ir::ValueRef ref, add_proto(std::move(n), copy));
   attributes_[value.unsafeGetTensorImpl()] = {copy, ref.node.value};
   keep_alive_.push_back(value);
@@ -549,14 +444,15 @@ core::Status Importer::run_op(const Node* node, Frame& f) {
   if (tensor_op && !supported && !(is_metadata_op(base) && !returns_tensor)) {
     return unsupported(node, f.module, !returns_tensor);
   }
-  torch::jit::Stack stack(inputs.begin(), inputs.end());
-  try {
-    node->getOperation()(stack);
-  } catch (const std::exception& err) {
+  if (schema != nullptr) move_to_meta(*schema, node, inputs);
+  auto ran = run_on_shapes(node, schema, schema ? op_name(node, *schema, base) : qualified,
+                           inputs, tensor_op && supported, real_bytes_left_);
+  if (!ran.ok()) {
     return core::invalid_argument("running TorchScript op '" + qualified + "' " +
                                   where(node, f.module) + " on the example inputs failed: " +
-                                  message_of(err));
+                                  ran.status().message());
   }
+  torch::jit::Stack stack = std::move(ran).value();
   if (stack.size() != node->outputs().size()) {
     return core::internal_error(qualified + " returned " + std::to_string(stack.size()) +
                                 " values, its node has " +
@@ -570,15 +466,63 @@ core::Status Importer::run_op(const Node* node, Frame& f) {
   return core::ok_status();
 }
 
+void Importer::move_to_meta(const c10::FunctionSchema& schema, const Node* node,
+                            std::vector<IValue>& inputs) {
+  const auto& args = schema.arguments();
+  const size_t n = std::min(args.size(), inputs.size());
+  bool any_tensor = false, any_meta = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (!is_tensor_type(args[i].type())) continue;
+    any_tensor = true;
+    any_meta |= holds_meta(inputs[i]);
+  }
+  // A factory op (no tensor argument) makes a meta tensor unless it is small
+  // (then its data stays readable, as a mask's or a range's); an op with
+  // tensor arguments follows them.
+  const int64_t bytes = any_tensor ? 0 : factory_bytes(schema, inputs);
+  const bool large = bytes > std::min(kMaterializeLimitBytes, real_bytes_left_);
+  if (!any_meta && !any_tensor && !large) real_bytes_left_ -= bytes;
+  const bool to_meta = any_meta || (!any_tensor && !is_data_literal(node) && large);
+  for (size_t i = 0; i < n && to_meta; ++i) {
+    if (is_device_type(args[i].type())) {
+      inputs[i] = IValue(c10::Device(c10::kMeta));
+    } else if (is_tensor_type(args[i].type())) {
+      inputs[i] = on_meta(inputs[i]);
+    }
+  }
+}
+
+IValue Importer::on_meta(const IValue& value) {
+  if (value.isTensor()) {
+    const at::Tensor& t = value.toTensor();
+    if (!t.defined() || t.is_meta()) return value;
+    auto it = meta_copies_.find(t.unsafeGetTensorImpl());
+    if (it == meta_copies_.end()) {
+      keep_alive_.push_back(t);
+      it = meta_copies_.emplace(t.unsafeGetTensorImpl(), meta_like(t)).first;
+    }
+    return IValue(it->second);
+  }
+  if (value.isTensorList()) {
+    c10::List<at::Tensor> out;
+    for (const at::Tensor& t : value.toTensorVector()) out.push_back(on_meta(IValue(t)).toTensor());
+    return IValue(std::move(out));
+  }
+  if (value.isList()) {  // Tensor?[]
+    c10::impl::GenericList out(value.toList().elementType());
+    for (const IValue& v : value.toListRef()) out.push_back(on_meta(v));
+    return IValue(std::move(out));
+  }
+  return value;
+}
+
 core::Status Importer::record(const Node* node, const c10::FunctionSchema& schema,
                               const std::string& base, const std::vector<IValue>& inputs,
                               const std::vector<IValue>& outputs, const Frame& f) {
   ir::Node n;
   n.kind = ir::NodeKind::kOp;
   n.module = f.module;
-  const std::string overload = schema.overload_name();
-  n.op = std::string(node->kind().ns().toUnqualString()) + "." + base + "." +
-         (overload.empty() ? "default" : overload);
+  n.op = op_name(node, schema, base);
   const auto& args = schema.arguments();
   for (size_t i = 0; i < args.size() && i < inputs.size(); ++i) {
     auto attr = attr_of(inputs[i], args[i].type(), n);
@@ -604,44 +548,8 @@ core::Status Importer::record(const Node* node, const c10::FunctionSchema& schem
 
 core::StatusOr<ir::Attr> Importer::attr_of(const IValue& value, const c10::TypePtr& type,
                                            ir::Node& node) {
-  if (value.isTensor()) {
-    ALPA_ASSIGN_OR_RETURN(ir::ValueRef ref, ref_of(value.toTensor()));
-    node.inputs.push_back(ref);
-    return ir::Attr(ir::InputRef{static_cast<int64_t>(node.inputs.size()) - 1});
-  }
-  if (value.isList() && is_tensor_type(type)) {  // Tensor[] / Tensor?[]
-    ir::InputRefs refs;
-    for (const IValue& v : value.toListRef()) {
-      if (v.isNone()) {
-        refs.positions.push_back(-1);
-        continue;
-      }
-      ALPA_ASSIGN_OR_RETURN(ir::ValueRef ref, ref_of(v.toTensor()));
-      node.inputs.push_back(ref);
-      refs.positions.push_back(static_cast<int64_t>(node.inputs.size()) - 1);
-    }
-    return ir::Attr(std::move(refs));
-  }
-  if (value.isNone()) return ir::Attr();
-  if (value.isBool()) return ir::Attr(value.toBool());
-  if (value.isInt() && is_scalar_type_arg(type)) {  // a dtype, written as in capture
-    ALPA_ASSIGN_OR_RETURN(ir::DType dtype, to_dtype(static_cast<at::ScalarType>(value.toInt())));
-    return ir::Attr(std::string(ir::dtype_name(dtype)));
-  }
-  if (value.isInt()) return ir::Attr(value.toInt());
-  if (value.isDouble()) return ir::Attr(value.toDouble());
-  if (value.isString()) return ir::Attr(value.toStringRef());
-  if (value.isIntList()) return ir::Attr(value.toIntVector());
-  if (value.isBoolList()) {
-    std::vector<int64_t> ints;
-    for (bool b : value.toBoolList()) ints.push_back(b ? 1 : 0);
-    return ir::Attr(std::move(ints));
-  }
-  if (value.isDoubleList()) return ir::Attr(ir::Floats{value.toDoubleVector()});
-  if (value.isDevice()) return ir::Attr(value.toDevice().str());
-  std::ostringstream text;  // layouts, memory formats, ...: their text
-  text << value;
-  return ir::Attr(text.str());
+  return ts_support::attr_of(value, type, node,
+                             [this](const at::Tensor& t) { return ref_of(t); });
 }
 
 core::StatusOr<ir::ValueRef> Importer::ref_of(const at::Tensor& t) {
@@ -743,12 +651,24 @@ core::StatusOr<ir::Graph> import_torchscript(const torch::jit::Module& module,
 core::StatusOr<ir::Graph> import_torchscript_file(const std::string& path,
                                                   const std::vector<c10::IValue>& example_inputs,
                                                   const TorchScriptImportOptions& options) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return core::invalid_argument("cannot open TorchScript file '" + path + "'");
+  return import_torchscript_stream(file, "TorchScript file '" + path + "'", example_inputs,
+                                   options);
+}
+
+core::StatusOr<ir::Graph> import_torchscript_stream(std::istream& data, const std::string& what,
+                                                    const std::vector<c10::IValue>& example_inputs,
+                                                    const TorchScriptImportOptions& options) {
   torch::jit::Module module;
   try {
-    module = torch::jit::load(path, c10::Device(c10::kCPU));
+    // Without the debug files (source ranges of the original Python): a
+    // damaged debug pickle would otherwise be read lazily, from inside an
+    // exception's what(), and abort the process.
+    module = torch::jit::load(data, c10::Device(c10::kCPU), /*load_debug_files=*/false);
   } catch (const std::exception& err) {
-    return core::invalid_argument("cannot load TorchScript file '" + path +
-                                  "' (write it with torch.jit.save(torch.jit.script(model), "
+    return core::invalid_argument("cannot load " + what +
+                                  " (write it with torch.jit.save(torch.jit.script(model), "
                                   "path)): " + message_of(err));
   }
   return import_torchscript(module, example_inputs, options);

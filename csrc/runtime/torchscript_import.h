@@ -10,16 +10,19 @@
 //   %n = aten::size(%x, %0)                 ─▶  (evaluated: 8; shapes are static)
 //   prim::If / prim::Loop                   ─▶  (the branch / iterations taken)
 //
-// The importer runs the method's graph node by node on the example inputs
-// (CPU, no autograd, on copies of the module's tensors, so the module is not
+// The importer runs the method's graph node by node on meta tensors (shapes
+// and dtypes, no data: an input of any size allocates nothing; no autograd;
+// the module's tensors are replaced by meta copies, so the module is not
 // changed) and records every tensor op with the shapes it produced. Only the
 // ops listed by torchscript_supported_ops() are recorded; any other op that
-// reads or writes a tensor is a NotImplemented error naming the op.
+// reads or writes a tensor is a NotImplemented error naming the op, and an
+// op that needs tensor data (item(), a branch on a value) is an error too.
 #pragma once
 
 #include <ATen/core/ivalue.h>
 #include <torch/csrc/jit/api/module.h>
 
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -55,6 +58,19 @@ core::StatusOr<ir::Graph> import_torchscript(const torch::jit::Module& module,
 core::StatusOr<ir::Graph> import_torchscript_file(const std::string& path,
                                                   const std::vector<c10::IValue>& example_inputs,
                                                   const TorchScriptImportOptions& options = {});
+
+/// As import_torchscript_file, from the bytes of such a file (`what` names
+/// it in errors).
+core::StatusOr<ir::Graph> import_torchscript_stream(std::istream& data, const std::string& what,
+                                                    const std::vector<c10::IValue>& example_inputs,
+                                                    const TorchScriptImportOptions& options = {});
+
+/// Example inputs from tensor types, one per input ("f32[8,16]", "i64[2,128]",
+/// "bool[4]"): meta tensors of those shapes and dtypes, so no size costs
+/// memory. InvalidArgument naming the spec when one does not parse, has a
+/// dtype torch cannot hold, or would exceed 2^62 bytes.
+core::StatusOr<std::vector<c10::IValue>> example_inputs_from_specs(
+    const std::vector<std::string>& specs);
 
 /// Base names of the ATen ops the importer records ("linear", "layer_norm"),
 /// sorted. In-place variants ("relu_") are recorded as their functional op.

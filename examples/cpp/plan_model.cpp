@@ -54,14 +54,44 @@ T unwrap(alpa::core::StatusOr<T> value) {
   return std::move(value).value();
 }
 
+/// The whole of `text` as an integer in [lo, hi], or nullopt.
+std::optional<int64_t> parse_int(const std::string& text, int64_t lo, int64_t hi) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (used != text.size() || v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+/// The whole of `text` as a finite number in [lo, hi], or nullopt.
+std::optional<double> parse_number(const std::string& text, double lo, double hi) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (used != text.size() || !(v >= lo && v <= hi)) return std::nullopt;
+  return v;
+}
+
+constexpr int64_t kMaxDevices = int64_t{1} << 20;
+
 std::array<int64_t, 2> parse_mesh(const std::string& text) {
   const size_t x = text.find('x');
-  try {
-    if (x == std::string::npos) return {1, std::stoll(text)};
-    return {std::stoll(text.substr(0, x)), std::stoll(text.substr(x + 1))};
-  } catch (const std::exception&) {
-    fail("cannot read mesh '" + text + "'; write N0xN1, e.g. 1x2", 2);
+  auto n0 = x == std::string::npos ? std::optional<int64_t>(1)
+                                   : parse_int(text.substr(0, x), 1, kMaxDevices);
+  auto n1 = parse_int(x == std::string::npos ? text : text.substr(x + 1), 1, kMaxDevices);
+  if (!n0 || !n1 || *n0 * *n1 > kMaxDevices) {
+    fail("cannot read mesh '" + text + "'; write N0xN1 with positive ints and at most 2^20 "
+         "devices, e.g. 1x2", 2);
   }
+  return {*n0, *n1};
 }
 
 /// Bytes from "123", "1.5e9", "16GiB", "500MB" or "inf" (as alpa_torch.parse_bytes).
@@ -79,7 +109,7 @@ double parse_bytes(const std::string& text) {
   }
   std::string unit = text.substr(used);
   for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (used == 0 || !units.count(unit) || value <= 0) {
+  if (used == 0 || !units.count(unit) || !(value > 0)) {
     fail("cannot read memory budget '" + text + "'; write bytes or e.g. 16GiB, 500MB, inf", 2);
   }
   return value * units.at(unit);
@@ -95,29 +125,36 @@ Flags parse_flags(int argc, char** argv) {
     }
     if (i + 1 >= argc) fail("flag " + flag + " needs a value (see plan_model.cpp's header)", 2);
     const std::string v = argv[++i];
-    try {
-      if (flag == "--graph") f.graph_file = v;
-      else if (flag == "--torchscript") f.torchscript_file = v;
-      else if (flag == "--input") f.inputs.push_back(v);
-      else if (flag == "--method") f.method = v;
-      else if (flag == "--mesh") f.mesh = parse_mesh(v);
-      else if (flag == "--cluster") f.cluster = v;
-      else if (flag == "--memory-budget") f.memory_budget = parse_bytes(v);
-      else if (flag == "--optimizer-state-factor") f.optimizer_state_factor = std::stod(v);
-      else if (flag == "--time-limit") f.time_limit_s = std::stod(v);
-      else if (flag == "--threads") f.threads = std::stoi(v);
-      else if (flag == "--micro-batches") f.micro_batches = std::stoll(v);
-      else if (flag == "--schedule") f.schedule = v;
-      else if (flag == "--num-layers") f.num_layers = std::stoll(v);
-      else if (flag == "--layer-eps") f.layer_eps = std::stod(v);
-      else if (flag == "--boundary") f.boundaries.push_back(v);
-      else if (flag == "--stage-mesh") f.stage_meshes.push_back(parse_mesh(v));
-      else if (flag == "--json") f.json_out = v;
-      else if (flag == "--save-graph") f.graph_out = v;
-      else fail("unknown flag " + flag + " (see the header of plan_model.cpp)", 2);
-    } catch (const std::logic_error&) {
-      fail("cannot read the value '" + v + "' of " + flag, 2);
-    }
+    // Numbers must be whole and in range: "5x", "nan", "-1" are errors.
+    auto number = [&](double lo, double hi, const char* what) {
+      auto x = parse_number(v, lo, hi);
+      if (!x) fail("cannot read the value '" + v + "' of " + flag + ": expected " + what, 2);
+      return *x;
+    };
+    auto integer = [&](int64_t lo, int64_t hi, const char* what) {
+      auto x = parse_int(v, lo, hi);
+      if (!x) fail("cannot read the value '" + v + "' of " + flag + ": expected " + what, 2);
+      return *x;
+    };
+    if (flag == "--graph") f.graph_file = v;
+    else if (flag == "--torchscript") f.torchscript_file = v;
+    else if (flag == "--input") f.inputs.push_back(v);
+    else if (flag == "--method") f.method = v;
+    else if (flag == "--mesh") f.mesh = parse_mesh(v);
+    else if (flag == "--cluster") f.cluster = v;
+    else if (flag == "--memory-budget") f.memory_budget = parse_bytes(v);
+    else if (flag == "--optimizer-state-factor") f.optimizer_state_factor = number(0, 1e6, "0..1e6");
+    else if (flag == "--time-limit") f.time_limit_s = number(1e-3, 1e7, "seconds in [0.001, 1e7]");
+    else if (flag == "--threads") f.threads = static_cast<int>(integer(1, 1024, "an int 1..1024"));
+    else if (flag == "--micro-batches") f.micro_batches = integer(1, 1 << 20, "an int 1..2^20");
+    else if (flag == "--schedule") f.schedule = v;
+    else if (flag == "--num-layers") f.num_layers = integer(0, 1 << 20, "an int in [0, 2^20]");
+    else if (flag == "--layer-eps") f.layer_eps = number(0, 1e6, "a number in [0, 1e6]");
+    else if (flag == "--boundary") f.boundaries.push_back(v);
+    else if (flag == "--stage-mesh") f.stage_meshes.push_back(parse_mesh(v));
+    else if (flag == "--json") f.json_out = v;
+    else if (flag == "--save-graph") f.graph_out = v;
+    else fail("unknown flag " + flag + " (see the header of plan_model.cpp)", 2);
   }
   if (f.method != "intra_op" && f.method != "pipeshard") {
     fail("--method must be intra_op or pipeshard, got '" + f.method + "'", 2);
@@ -139,24 +176,12 @@ alpa::ir::Graph builtin_mlp() {
   return unwrap(b.build());
 }
 
-/// Example tensors for --input specs: random floats, zeros for integers
-/// (valid indices of any embedding).
+/// Example tensors for --input specs: meta tensors (shapes and dtypes, no
+/// data: the importer computes shapes only, so no size allocates memory).
 std::vector<c10::IValue> example_inputs(const std::vector<std::string>& specs) {
-  at::manual_seed(0);
-  std::vector<c10::IValue> out;
-  for (const std::string& spec : specs) {
-    alpa::ir::TensorMeta meta = unwrap(alpa::ir::TensorMeta::parse(spec));
-    const std::string dtype = alpa::ir::dtype_name(meta.dtype);
-    static const std::map<std::string, at::ScalarType> types = {
-        {"float32", at::kFloat}, {"float64", at::kDouble}, {"float16", at::kHalf},
-        {"bfloat16", at::kBFloat16}, {"int64", at::kLong}, {"int32", at::kInt},
-        {"int16", at::kShort}, {"int8", at::kChar}, {"uint8", at::kByte}, {"bool", at::kBool}};
-    if (!types.count(dtype)) fail("--input " + spec + ": unsupported dtype", 2);
-    auto options = at::TensorOptions().dtype(types.at(dtype));
-    out.emplace_back(alpa::ir::is_floating(meta.dtype) ? at::randn(meta.shape, options)
-                                                       : at::zeros(meta.shape, options));
-  }
-  return out;
+  auto inputs = alpa::runtime::example_inputs_from_specs(specs);
+  if (!inputs.ok()) fail("--input: " + inputs.status().message(), 2);
+  return std::move(inputs).value();
 }
 
 alpa::ir::Graph load_graph(const Flags& f) {
@@ -202,7 +227,7 @@ alpa::plan::Plan make_plan(const alpa::ir::Graph& graph, const Flags& f) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const Flags flags = parse_flags(argc, argv);
   const alpa::ir::Graph graph = load_graph(flags);
   if (!flags.graph_out.empty()) {
@@ -214,7 +239,8 @@ int main(int argc, char** argv) {
   if (flags.json_out == "-") {
     std::cout << json << "\n";
   } else if (!flags.json_out.empty()) {
-    std::ofstream(flags.json_out) << json;
+    std::ofstream file(flags.json_out);
+    if (!(file << json)) fail("cannot write the plan to '" + flags.json_out + "'");
   }
   if (!flags.quiet) {
     std::cout << "graph '" << graph.name() << "': " << graph.num_nodes() << " nodes, "
@@ -222,4 +248,12 @@ int main(int argc, char** argv) {
               << plan.explain();
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& err) {  // a bug, never an abort: say what happened
+    fail(std::string("unexpected error (please report it): ") + err.what());
+  }
 }

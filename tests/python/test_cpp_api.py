@@ -254,6 +254,45 @@ def test_plan_model_errors(examples, tmp_path):
     assert r.returncode == 2 and "--input" in r.stderr
 
 
+def test_plan_model_huge_input_plans_on_shapes_only(examples, tmp_path):
+    """Issue 11 #9: an example input too large to allocate (64 GiB) no longer
+    aborts: the importer runs on meta tensors (relu has no meta kernel in
+    LibTorch: the planner's shape rules stand in), the graph keeps the
+    shape, and the planner answers."""
+    script, graph_path = tmp_path / "mlp.pt", tmp_path / "mlp.json"
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    torch.jit.save(torch.jit.script(model), str(script))
+    huge = [examples["plan_model"], "--torchscript", str(script), "--input", "f32[2147483648,8]"]
+    r = _checked(huge + ["--memory-budget", "inf", "--save-graph", str(graph_path), "--quiet"])
+    g = alpa_torch.load(graph_path).graph
+    assert [list(n.outputs[0][0]) for n in g.nodes if n.kind == "input"] == [[2147483648, 8]]
+    assert [list(n.outputs[0][0]) for n in g.nodes if n.op.startswith("aten.relu")] == [
+        [2147483648, 16]]
+    r = _run(huge)  # the default budget (4 GiB) cannot hold it: a clear error
+    assert r.returncode == 1 and "Infeasible" in r.stderr and "least memory" in r.stderr
+
+
+def test_plan_model_bad_flags_are_usage_errors(examples, tmp_path):
+    script = tmp_path / "mlp.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(8, 4)), str(script))
+    base = [examples["plan_model"], "--torchscript", str(script)]
+    for flags, text in [(["--input", "f32[-1,8]"], "dims must be non-negative"),
+                        (["--input", "f32[9223372036854775807,8]"], "2^62 bytes"),
+                        (["--input", ""], "empty"),
+                        (["--input", "f32[2,8]", "--mesh", "0x2"], "cannot read mesh"),
+                        (["--input", "f32[2,8]", "--mesh", "1x2x3"], "cannot read mesh"),
+                        (["--input", "f32[2,8]", "--mesh", "99999999999x99999999999"], "mesh"),
+                        (["--input", "f32[2,8]", "--threads", "0"], "--threads"),
+                        (["--input", "f32[2,8]", "--time-limit", "nan"], "--time-limit"),
+                        (["--input", "f32[2,8]", "--time-limit", "5x"], "--time-limit"),
+                        (["--input", "f32[2,8]", "--memory-budget", "nan"], "memory budget"),
+                        (["--input", "f32[2,8]", "--micro-batches", "0"], "--micro-batches")]:
+        r = _run(base + flags)
+        assert r.returncode == 2 and text in r.stderr, (flags, r.returncode, r.stderr)
+    r = _run(base + ["--input", "f32[2,8]", "--json", str(tmp_path / "no" / "dir" / "p.json")])
+    assert r.returncode == 1 and "cannot write the plan" in r.stderr
+
+
 # ---- pipeline-parallel training from C++ ------------------------------------------
 
 def test_train_pipeline(examples):

@@ -41,11 +41,14 @@ std::unique_ptr<PipelineExecutor> make_executor(const std::string& plan_json, in
 }
 
 }  // namespace
+
+void bind_torchscript(py::module_& m);  // bind_torchscript.cc
 }  // namespace alpa::runtime
 
 PYBIND11_MODULE(_runtime, m) {
   using alpa::runtime::PipelineExecutor;
   m.doc() = "alpa_torch runtime: the C++ pipeline executor";
+  alpa::runtime::bind_torchscript(m);
   py::class_<PipelineExecutor>(m, "PipelineExecutor")
       .def(py::init(&alpa::runtime::make_executor), py::arg("plan_json"), py::arg("device"),
            py::arg("group_name"), py::arg("timeout_s") = 120.0, py::arg("loss_scale") = 1.0)
