@@ -179,9 +179,18 @@ class Parser {
         case 'u': {
           unsigned cp = 0;
           ALPA_RETURN_IF_ERROR(parse_hex4(cp));
-          if (cp >= 0xD800 && cp < 0xDC00 && consume("\\u")) {
+          // A UTF-16 surrogate is only a character as a high-low pair; a
+          // lone half has no UTF-8 form, so the file is refused here rather
+          // than turned into bytes that are not UTF-8.
+          if (cp >= 0xDC00 && cp < 0xE000) {
+            return error(fmt::format("\\u{:04x} is a lone low surrogate (not a character)", cp));
+          }
+          if (cp >= 0xD800 && cp < 0xDC00) {
             unsigned lo = 0;
-            ALPA_RETURN_IF_ERROR(parse_hex4(lo));
+            if (!consume("\\u") || !parse_hex4(lo).ok() || lo < 0xDC00 || lo >= 0xE000) {
+              return error(fmt::format(
+                  "\\u{:04x} is a high surrogate not followed by a low one (not a character)", cp));
+            }
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           }
           append_utf8(out, cp);

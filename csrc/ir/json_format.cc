@@ -107,6 +107,7 @@ core::StatusOr<Node> node_from_json(const Json& j, size_t position) {
     n.outputs.push_back(std::move(m));
   }
   ALPA_ASSIGN_OR_RETURN(n.flops, core::json_get_double(j, "flops", where));
+  n.flops += 0.0;  // -0.0 reads as 0.0: the text form has no sign for "no FLOPs"
   ALPA_ASSIGN_OR_RETURN(n.module, core::json_get_string(j, "module", where));
   ALPA_ASSIGN_OR_RETURN(n.requires_grad, core::json_get_bool(j, "requires_grad", where));
   return n;

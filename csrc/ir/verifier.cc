@@ -1,6 +1,7 @@
 // This file implements verify_graph().
 #include "ir/verifier.h"
 
+#include <cmath>
 #include <set>
 #include <string>
 #include <vector>
@@ -168,9 +169,16 @@ Status check_node(const Graph& g, const Node& n, std::set<std::string>& names,
         "node '{}' has no outputs: every node produces at least one tensor", n.name));
   }
   for (size_t i = 0; i < n.outputs.size(); ++i) ALPA_RETURN_IF_ERROR(check_meta(n, i));
+  if (!std::isfinite(n.flops) || n.flops < 0) {
+    return core::invalid_argument(fmt::format(
+        "node '{}' has flops {}: FLOPs are a finite number >= 0; re-capture the model "
+        "or correct the field", n.name, n.flops));
+  }
   if (n.is_placeholder()) return check_placeholder(n, targets);
-  if (n.op.empty()) {
-    return core::invalid_argument(fmt::format("op node '{}' has no op name", n.name));
+  if (!valid_identifier(n.op)) {
+    return core::invalid_argument(fmt::format(
+        "op node '{}' has op name '{}': op names are 'namespace.op.overload' (e.g. "
+        "aten.linear.default) in letters, digits, '_' and '.'", n.name, n.op));
   }
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     ALPA_RETURN_IF_ERROR(check_value(g, n, n.inputs[i], i));

@@ -52,6 +52,18 @@ TEST(JsonTest, UnicodeEscapes) {
   EXPECT_EQ(j->as_string(), "caf\xc3\xa9 \xf0\x9f\x98\x80");
 }
 
+TEST(JsonTest, LoneSurrogatesAreRefused) {
+  // Found by tests/fuzz (graph name "\ud800"): a lone UTF-16 half has no
+  // UTF-8 form, so it must not become bytes that are not UTF-8.
+  for (const char* text : {R"("\ud800")", R"("a\ud800b")", R"("\udc00")",
+                           R"("\ud800\u0041")", R"("\ud800\ud800")"}) {
+    auto j = Json::parse(text);
+    ASSERT_FALSE(j.ok()) << text;
+    EXPECT_NE(j.status().message().find("surrogate"), std::string::npos)
+        << j.status().message();
+  }
+}
+
 TEST(JsonTest, ErrorsNamePosition) {
   auto truncated = Json::parse("{\"nodes\": [1, 2");
   ASSERT_FALSE(truncated.ok());

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "ir/test_graphs.h"
 
 namespace alpa::ir {
@@ -76,6 +78,20 @@ TEST(VerifierTest, RejectsBadReferencesAndNames) {
 }
 
 // ---- issue 11 #1, #7: nodes that do not fit their kind or op ---------------
+
+TEST(VerifierTest, OpNamesAndFlopsMustReadBackFromText) {
+  // Found by tests/fuzz: an op name with ']' and a NaN/negative FLOP count
+  // passed the verifier, and the text form could not read them back.
+  Graph g = testing::mlp_graph();
+  g.mutable_node(NodeId(4)).op = "aten.linear.dfau]lt";
+  EXPECT_NE(error_of(g).find("op names are 'namespace.op.overload'"), std::string::npos)
+      << error_of(g);
+  for (double bad : {-1.0, std::nan(""), HUGE_VAL}) {
+    Graph h = testing::mlp_graph();
+    h.mutable_node(NodeId(4)).flops = bad;
+    EXPECT_NE(error_of(h).find("finite number >= 0"), std::string::npos) << error_of(h);
+  }
+}
 
 TEST(VerifierTest, PlaceholderIsExactlyOneTensor) {
   Graph g = testing::mlp_graph();
