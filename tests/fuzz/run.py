@@ -55,7 +55,7 @@ def _of(name: str, target: str) -> bool:
     return name.startswith((f"finding-{target}-", f"crash-{target}-"))
 
 
-def fuzz_target(target: str, seconds: float, out: str, python: str) -> Dict:
+def fuzz_target(target: str, seconds: float, out: str, python: str, seed: int = 0) -> Dict:
     corpus = os.path.join(out, "corpus", target)
     findings = os.path.join(out, "findings")
     os.makedirs(corpus, exist_ok=True)
@@ -77,6 +77,8 @@ def fuzz_target(target: str, seconds: float, out: str, python: str) -> Dict:
                f"-timeout={TIMEOUTS[target]}", f"-rss_limit_mb={RSS_LIMIT_MB}",
                "-max_len=1048576", "-print_final_stats=1", "-handle_segv=0", "-handle_abrt=0",
                "-handle_bus=0", "-handle_fpe=0", "-handle_ill=0",
+               # a fixed seed makes a run repeatable (CI); 0 lets libFuzzer pick one
+               f"-seed={seed + restarts if seed else 0}",
                f"-artifact_prefix={os.path.join(out, 'artifacts', target)}-", corpus, seeds]
         os.makedirs(os.path.join(out, "artifacts"), exist_ok=True)
         proc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
@@ -156,6 +158,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--out", default=os.path.join(ROOT, "build", "fuzz"))
     p.add_argument("--replay", action="store_true", help="replay files: TARGET FILE ...")
     p.add_argument("--python", default=sys.executable)
+    p.add_argument("--seed", type=int, default=0,
+                   help="libFuzzer's random seed (default 0: a new one each run); CI fixes it")
     args = p.parse_args(argv)
     if args.replay:
         results = run_replay(args.targets[0], args.targets[1:], args.python, 120)
@@ -169,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error(f"unknown target(s) {unknown}; choose from {list(TARGETS)} or all")
     failed = False
     for name in names:
-        r = fuzz_target(name, args.seconds, os.path.abspath(args.out), args.python)
+        r = fuzz_target(name, args.seconds, os.path.abspath(args.out), args.python, args.seed)
         print(f"fuzz {name}: {r['executions']} inputs in {r['seconds']:.0f} s, "
               f"{r['restarts']} restart(s), {len(r['findings'])} finding(s)", flush=True)
         for f in r["findings"]:
