@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -130,10 +131,19 @@ double least_memory(const IlpProblem& problem, const Presolved& ps, NodeIdx i) {
   return least;
 }
 
+// Bytes by which a plan's exact memory at a time point may exceed the
+// budget while evaluate(), which sums `n` doubles left to right, still
+// finds it within: each addition rounds by at most one ulp of the sum.
+double rounding_slack(size_t n, double bytes) {
+  return 2.0 * static_cast<double>(n + 2) * std::numeric_limits<double>::epsilon() * bytes;
+}
+
 // The row of time point t (terms of every allowed strategy with extra
-// memory) and whether it can bind at all.
+// memory) with its right-hand side relaxed by the rounding slack, so that
+// every plan evaluate() accepts satisfies it; `excess` is by how much the
+// least memory exceeds the relaxed budget (> 0: no plan fits).
 MemoryRow memory_row(const IlpProblem& problem, const Presolved& ps,
-                     const std::vector<double>& least, size_t t, double& floor_bytes,
+                     const std::vector<double>& least, size_t t, long double& excess,
                      bool& can_bind) {
   MemoryRow row;
   row.time = static_cast<TimeIdx>(t);
@@ -151,9 +161,13 @@ MemoryRow memory_row(const IlpProblem& problem, const Presolved& ps,
     }
     most_extra += node_extra;
   }
-  floor_bytes = static_cast<double>(floor_sum);
-  row.rhs = static_cast<double>(static_cast<long double>(problem.memory_budget) - floor_sum);
-  can_bind = !row.terms.empty() && most_extra > row.rhs;
+  const double slack = rounding_slack(
+      problem.liveness[t].size(),
+      std::max(problem.memory_budget, static_cast<double>(floor_sum + most_extra)));
+  const long double rhs = static_cast<long double>(problem.memory_budget) + slack - floor_sum;
+  excess = -rhs;
+  row.rhs = static_cast<double>(rhs);
+  can_bind = rhs > 0 && !row.terms.empty() && most_extra > rhs;
   return row;
 }
 
@@ -166,23 +180,27 @@ StatusOr<std::vector<MemoryRow>> memory_rows(const IlpProblem& problem, const Pr
   for (NodeIdx i = 0; i < problem.num_nodes(); ++i) {
     least[static_cast<size_t>(i)] = least_memory(problem, ps, i);
   }
-  double worst = -1.0;
-  TimeIdx worst_t = -1;
+  bool fits = true;
+  long double worst = -1.0L;  // the largest least memory, and where
+  size_t worst_t = 0;
   for (size_t t = 0; t < problem.liveness.size(); ++t) {
-    double floor_bytes = 0.0;
+    long double excess = 0.0L;
     bool can_bind = false;
-    MemoryRow row = memory_row(problem, ps, least, t, floor_bytes, can_bind);
+    MemoryRow row = memory_row(problem, ps, least, t, excess, can_bind);
+    fits = fits && excess <= 0;
+    long double floor_bytes = 0.0L;
+    for (NodeIdx i : problem.liveness[t]) floor_bytes += least[static_cast<size_t>(i)];
     if (floor_bytes > worst) {
       worst = floor_bytes;
-      worst_t = static_cast<TimeIdx>(t);
+      worst_t = t;
     }
     if (can_bind) rows.push_back(std::move(row));
   }
-  if (worst > problem.memory_budget) {
+  if (!fits) {
     return core::infeasible(fmt::format(
         "memory budget {} is below the least memory any plan needs, {} at "
         "time point {}; raise the budget or use more devices",
-        format_bytes(problem.memory_budget), format_bytes(worst), worst_t));
+        format_bytes(problem.memory_budget), format_bytes(static_cast<double>(worst)), worst_t));
   }
   return rows;
 }

@@ -9,6 +9,9 @@
 //  * parallel edges between two free nodes are summed into one matrix;
 //  * memory rows that cannot bind are dropped.
 //
+// Memory rows are relaxed by the rounding of evaluate()'s left-to-right sum,
+// so presolve never rules out a plan evaluate() accepts (the solver re-checks
+// every plan exactly and cuts off the few the relaxation lets through).
 // After it, every memory term is at most its row's right-hand side, so rows
 // scale to coefficients in (0, 1] whatever the bytes were (1e16 bytes
 // against a 4.6-byte budget is a forbidden strategy, not a coefficient
@@ -45,7 +48,9 @@ struct MemoryRow {
   };
   TimeIdx time = 0;
   std::vector<Term> terms;
-  double rhs = 0.0;  ///< bytes: M − Σ_{i live} min_k m_ik, > 0
+  /// bytes: M − Σ_{i live} min_k m_ik plus the rounding slack of
+  /// evaluate()'s sum, > 0: every plan evaluate() accepts satisfies the row.
+  double rhs = 0.0;
 };
 
 struct PresolveResult {

@@ -19,8 +19,8 @@
 //  * the objective is divided by S = max(lower bound, largest cost · 1e-6),
 //    so a plan's objective reads ≥ 1 whenever the lower bound is positive;
 //  * CBC's answer is trusted (called optimal) only when S ≤ 8 × its
-//    objective: then CBC's absolute gaps of 1e-9 are ≤ 8e-9 of the
-//    objective. Otherwise the search runs again with S re-sized to the plan
+//    objective: then CBC's absolute gaps of 1e-9 (and CLP's dual
+//    tolerance, set to 1e-10) are ≤ 8e-9 of the objective. Otherwise the search runs again with S re-sized to the plan
 //    found, every cost above it left out (costs are ≥ 0, so no cheaper plan
 //    uses one) and that plan as the cutoff. Each such round divides the
 //    objective by more than 8e6, so there are few (in practice one);
@@ -285,6 +285,10 @@ CbcPtr load_cbc_model(const CbcModelData& data, const IlpOptions& options, doubl
   // on CLP's assertions (ClpNonLinearCost.cpp, ClpSimplexDual.cpp).
   Cbc_setParameter(model.get(), "preprocess", "off");
   Cbc_setParameter(model.get(), "probing", "off");
+  // CLP's dual tolerance (1e-7 by default) bounds how far an LP bound may be
+  // off relative to the scale; at 1e-7 it let plans 4e-8 of the objective
+  // above the optimum pass as optimal.
+  Cbc_setParameter(model.get(), "dualT", "1e-10");
   if (options.num_threads > 1) {
     Cbc_setParameter(model.get(), "threads",
                      std::to_string(options.num_threads).c_str());

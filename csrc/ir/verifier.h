@@ -1,6 +1,8 @@
-// This file implements the graph verifier: structural invariants
-// (ids, names, topological order, value references, roles) and shape
-// consistency of every op that shape inference knows.
+// This file implements the graph verifier: structural invariants (ids,
+// names, topological order, value references, roles; a placeholder is one
+// tensor; an op fits its tensor schema, ir/op_schema.h), bounded tensor
+// ranks and sizes, and shape consistency of every op that shape inference
+// knows. A graph that verifies can be planned without crashing the planner.
 #pragma once
 
 #include "core/status.h"

@@ -116,6 +116,11 @@ void bind_stage_dp(py::module_& m) {
           "a sub-mesh needs at least 1 host and 1 device per host, got ({}, {})", submesh.first,
           submesh.second)));
     }
+    if (submesh.first > inter_op::kMaxStageDevices / submesh.second) {
+      throw_if_error(core::invalid_argument(fmt::format(
+          "sub-mesh ({}, {}) has more than the {} devices the planner takes", submesh.first,
+          submesh.second, inter_op::kMaxStageDevices)));
+    }
     return mesh::logical_mesh_shapes({submesh.first, submesh.second});
   }, py::arg("submesh"), "The logical mesh shapes (n0, n1) worth trying on a sub-mesh.");
   m.def("place_submeshes", [](const std::string& cluster_json, const std::vector<ShapePair>& stages) {

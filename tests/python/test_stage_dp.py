@@ -157,6 +157,13 @@ def test_submesh_helpers():
         logical_mesh_shapes((0, 2))
 
 
+def test_logical_mesh_shapes_of_an_overflowing_submesh_is_a_value_error():
+    # 2^62 x 2^62 devices overflowed to a (0, 1) mesh.
+    with pytest.raises(ValueError, match="more than the 65536 devices"):
+        logical_mesh_shapes((2**62, 2**62))
+    assert logical_mesh_shapes((256, 256))[0] == (65536, 1)
+
+
 def brute_force(costs, subs, B, bounds, D):
     L = len(costs)
     best = INF

@@ -430,6 +430,35 @@ TEST(IlpSolverTest, PlanWithinCbcToleranceOverBudgetIsNotReturned) {
   EXPECT_TRUE(eval->memory_ok) << eval->to_string();
 }
 
+TEST(IlpSolverTest, BytesEvaluateRoundsAwayDoNotForbidAStrategy) {
+  // 1 + 1e-20 bytes is 1 byte in evaluate()'s sum: the strategy fits.
+  IlpProblem p;
+  p.node_costs = {{1}, {5, 0}};
+  p.node_memory = {{1.0}, {0, 1e-20}};
+  p.liveness = {{0, 1}};
+  p.memory_budget = 1.0;
+  IlpSolution s = solve_ok(p);
+  EXPECT_EQ(s.choice, (std::vector<StrategyIdx>{0, 1}));
+  EXPECT_EQ(s.objective, 1 + 0);
+}
+
+TEST(IlpSolverTest, FoundByRandomCrossCheck) {
+  // Each of these once came back worse than brute force: CLP's default dual
+  // tolerance (1e-7 of the scale) hid a 4.3 s saving on a 1.1e8 s objective.
+  const char* kProblems[] = {
+      R"({"node_costs": [[108230215.7495496, 2674496427.94213], [100058180547.32503, 2.716371647509875e-07, 21559798.87143373], [4.343611103060736, 583973608300.6718, 0.0], [1187825.0594800224], [0.0, 195266622817.82953], [0.0]], "edges": [{"src": 0, "dst": 1, "costs": [[6.365855846690277e-06, 1.2379723717523076e-06, 8.213259276721733e-05], [Infinity, 3584.854884354782, 0.0]]}, {"src": 1, "dst": 2, "costs": [[4.2838981890043915, Infinity, 4359418340.6952715], [0.0, 0.0, 0.0], [Infinity, Infinity, 58011.87296671153]]}, {"src": 0, "dst": 2, "costs": [[0.0, Infinity, 9.459279808119193e-08], [286599277.8818033, 141783023060.45703, 248.53253000563856]]}, {"src": 3, "dst": 4, "costs": [[170689.19979724957, Infinity]]}, {"src": 2, "dst": 4, "costs": [[2.898804854283736e-05, 22986.460878679998], [0.0, 5.223063056752721e-05], [0.0, 0.0]]}], "node_memory": [[0.0, 3.1753507223088036e-98], [2.5122790492440397e-78, 0.0, 5.691049789465125e-61], [1.6934709280581545e-204, 1.5076585398057964e-58, 7.946098120737057e-177], [5.7223527573358623e-98], [0.0, 3.6958493340925216e-267], [0.0]], "liveness": [[1, 2, 3, 5], [4, 5], [0, 1, 2, 3, 4, 5]], "memory_budget": 8.890752455701642e-59})",
+      R"({"node_costs": [[1.0], [1.0, 1.0, 1.0], [1.0, 1.0]], "edges": [{"src": 0, "dst": 2, "costs": [[1.0, 1.0]]}, {"src": 1, "dst": 2, "costs": [[1.0, 1.0], [0.0, 0.0], [0.0, Infinity]]}], "node_memory": [[2.8749065196950883e-16], [0.0, 2.8706486074788482e-294, 1.9736206111318586e-118], [0.0, 9.213757571457043e-111]], "liveness": [[0, 1, 2]], "memory_budget": 2.8749065196950883e-16})",
+  };
+  for (const char* text : kProblems) {
+    auto p = IlpProblem::from_string(text);
+    ASSERT_TRUE(p.ok()) << p.status().to_string();
+    BruteForce expected = brute_force(*p);
+    ASSERT_TRUE(expected.feasible);
+    IlpSolution s = solve_ok(*p);
+    EXPECT_NEAR(s.objective, expected.best, 1e-12 * expected.best) << text;
+  }
+}
+
 // Costs log-uniform over 1e-9..1e9 s (a few 0), memory over 1e-3..1e18
 // bytes against budgets near the least memory.
 IlpProblem random_wide_problem(std::mt19937& rng) {
