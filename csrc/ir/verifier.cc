@@ -27,6 +27,14 @@ bool valid_identifier(const std::string& s) {
   return true;
 }
 
+// Op names are qualified, `namespace.op[.overload]`: identifier segments
+// joined by '.', at least two of them, so that no op reads as a placeholder
+// kind (`parameter`, `input`...) in the text form.
+bool valid_op_name(const std::string& s) {
+  if (!valid_identifier(s) || s.front() == '.' || s.back() == '.') return false;
+  return s.find('.') != std::string::npos && s.find("..") == std::string::npos;
+}
+
 // Finds a cycle through node `start` following input edges, if any, and
 // renders it "a -> b -> a"; empty when `start` is on no cycle.
 std::string find_cycle(const Graph& g, NodeId start) {
@@ -175,7 +183,7 @@ Status check_node(const Graph& g, const Node& n, std::set<std::string>& names,
         "or correct the field", n.name, n.flops));
   }
   if (n.is_placeholder()) return check_placeholder(n, targets);
-  if (!valid_identifier(n.op)) {
+  if (!valid_op_name(n.op)) {
     return core::invalid_argument(fmt::format(
         "op node '{}' has op name '{}': op names are 'namespace.op.overload' (e.g. "
         "aten.linear.default) in letters, digits, '_' and '.'", n.name, n.op));

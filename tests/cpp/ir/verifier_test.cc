@@ -82,10 +82,14 @@ TEST(VerifierTest, RejectsBadReferencesAndNames) {
 TEST(VerifierTest, OpNamesAndFlopsMustReadBackFromText) {
   // Found by tests/fuzz: an op name with ']' and a NaN/negative FLOP count
   // passed the verifier, and the text form could not read them back.
-  Graph g = testing::mlp_graph();
-  g.mutable_node(NodeId(4)).op = "aten.linear.dfau]lt";
-  EXPECT_NE(error_of(g).find("op names are 'namespace.op.overload'"), std::string::npos)
-      << error_of(g);
+  // "parameter" (a placeholder kind in the text form) was found by a campaign.
+  for (const char* bad : {"aten.linear.dfau]lt", "parameter", "linear", ".aten.mm", "aten..mm",
+                          "aten.mm.", ""}) {
+    Graph g = testing::mlp_graph();
+    g.mutable_node(NodeId(4)).op = bad;
+    EXPECT_NE(error_of(g).find("op names are 'namespace.op.overload'"), std::string::npos)
+        << bad << ": " << error_of(g);
+  }
   for (double bad : {-1.0, std::nan(""), HUGE_VAL}) {
     Graph h = testing::mlp_graph();
     h.mutable_node(NodeId(4)).flops = bad;
