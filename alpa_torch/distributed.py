@@ -46,6 +46,7 @@ class MeshGroups:
                     f"whose axes multiply to {world}")
             raise ValueError(f"the mesh ({n0}, {n1}) needs {n0 * n1} devices, got {ids}")
         self.shape: Tuple[int, int] = (n0, n1)
+        self.world_group = dist.group.WORLD  # the job these groups belong to
         self.device_ids = ids
         self.rank = rank
         self.coord: Optional[Tuple[int, int]] = None
@@ -90,6 +91,18 @@ class MeshGroups:
 
     def axis_index(self, axis: int) -> int:
         return self.coord[axis]
+
+    def check_alive(self) -> None:
+        """Raises if the job's process groups were destroyed (or replaced by
+        a new init_process_group) since these groups were made."""
+        if not dist.is_initialized() or dist.group.WORLD is not self.world_group:
+            raise RuntimeError(
+                "alpa_torch: the process groups this model was parallelized on are gone: "
+                "torch.distributed.destroy_process_group() was called"
+                + (" and a new group initialized" if dist.is_initialized() else "")
+                + ". A parallelized model runs only while its process groups live: run it "
+                  "before destroy_process_group(), or build the model again and call "
+                  "alpa_torch.parallelize() under the new process group")
 
 
 def _device_for_backend() -> torch.device:

@@ -343,10 +343,12 @@ class _Runner:
         self.plan = the_plan
         self.grad_inputs = {n.name for n in captured.graph.nodes
                             if n.kind == "input" and n.requires_grad}
+        self.planned_shapes = _planned_input_shapes(captured, program, mesh, dp_inputs)
         # several programs reading one module's parameters may share leaves
         self.local_params = local_params if local_params is not None else LocalParameters()
 
     def __call__(self, args, kwargs):
+        self.mesh.check_alive()
         try:
             return self._run(args, kwargs)
         except Exception as e:
@@ -373,6 +375,7 @@ class _Runner:
                         f"input {arg_name!r} requires grad, but the example input given to "
                         f"parallelize() did not, so the plan computes no gradient for it; pass "
                         f"an example with requires_grad=True (or detach the input)")
+                _check_planned_shape(arg_name, x, self.planned_shapes.get(arg_name), self.dp_inputs)
                 spec = self.program.placeholder_specs.get(arg_name)
                 if spec is not None and not self.dp_inputs:
                     x = _slice_input(x, Spec.parse(spec), self.mesh)
@@ -408,6 +411,37 @@ class _Runner:
                 # so the write must not bump the version counter.
                 whole = _gather_full(mine, spec, self.mesh, f"the gather of buffer {target!r}")
                 full.data.copy_(whole)
+
+
+def _planned_input_shapes(captured, program, mesh: MeshGroups,
+                          dp_inputs: bool) -> Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+    """Input name -> (the global shape planned for, the shape forward() takes)."""
+    out = {}
+    for n in captured.graph.nodes:
+        if n.kind != "input":
+            continue
+        shape = tuple(int(d) for d in n.outputs[0][0])
+        taken = shape
+        spec = program.placeholder_specs.get(n.name)
+        if dp_inputs and spec is not None:
+            pieces = Spec.parse(spec).pieces(mesh)
+            taken = tuple(d // count for d, (_, count, _) in zip(shape, pieces))
+        out[n.name] = (shape, taken)
+    return out
+
+
+def _check_planned_shape(name: str, x: torch.Tensor, planned, dp_inputs: bool) -> None:
+    if planned is None or tuple(x.shape) == planned[1]:
+        return
+    shape, taken = planned
+    mine = " (this rank's slice of it, as data_parallel_inputs=True takes)" if dp_inputs else ""
+    raise ValueError(
+        f"input {name!r} has shape {list(x.shape)}, but the plan was made for {list(taken)}{mine}: "
+        f"the example given to parallelize() had {list(shape)}, and the sharded program is fixed "
+        f"to the shapes it was planned for. For the new shape, build the model again and call "
+        f"alpa_torch.parallelize() with an example of that shape (alpa_torch.plan() shows its plan "
+        f"without running it), or pad the batch to {list(shape)}; "
+        f"torch.compile(model, backend='alpa') plans every new shape by itself")
 
 
 def _slice_input(x: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:

@@ -145,6 +145,8 @@ class _Pipeline:
         self.program = _StageRewriter(ep, captured, self.stage, self.mesh).build()
         local_ops.annotate_collectives(self.program.module,
                                        f"alpa pipeline stage {self.stage_index}, ")
+        self.planned_shapes = {n.name: tuple(int(d) for d in n.outputs[0][0])
+                               for n in captured.graph.nodes if n.kind == "input"}
         sig = ep.graph_signature
         self.kind_of = {s.arg.name: (s.kind.name, s.target) for s in sig.input_specs
                         if hasattr(s.arg, "name")}
@@ -179,6 +181,7 @@ class _Pipeline:
 
     # -- one step --------------------------------------------------------------
     def step(self, batch, target, loss_fn, optimizer) -> float:
+        self.mesh.check_alive()
         B = self.plan.num_micro_batches
         args = batch if isinstance(batch, tuple) else (batch,)
         flat = [a for a in fx_pytree.tree_flatten_spec((args, {}), self.in_spec)
@@ -187,6 +190,7 @@ class _Pipeline:
             if x.shape[0] % B:
                 raise ValueError(f"the batch's dim 0 ({x.shape[0]}) does not divide into "
                                  f"{B} microbatches; pass a batch of a multiple of {B}")
+        self._check_batch_shapes(flat)
         self._micro = [list(x.chunk(B, 0)) for x in flat]
         self._targets = _split_target(target, B)
         self._loss_fn = loss_fn
@@ -207,6 +211,24 @@ class _Pipeline:
             optimizer.step()
             optimizer.zero_grad()
         return float(loss.item())
+
+    def _check_batch_shapes(self, flat: List[torch.Tensor]) -> None:
+        B = self.plan.num_micro_batches
+        for name, index in self.user_input_index.items():
+            planned = self.planned_shapes.get(name)
+            if planned is None or index >= len(flat) or not planned:
+                continue
+            want = (planned[0] * B,) + planned[1:]
+            got = tuple(flat[index].shape)
+            if got != want:
+                raise ValueError(
+                    f"input {name!r} has shape {list(got)}, but the plan was made for "
+                    f"{list(want)} ({B} microbatches of {list(planned)}, from the example given "
+                    f"to parallelize()); the stages' programs and transfers are fixed to those "
+                    f"shapes. For the new shape, build the model again and call "
+                    f"alpa_torch.parallelize(..., method='pipeshard') with an example of that "
+                    f"shape (alpa_torch.plan() shows its plan without running it), or pad the "
+                    f"batch to {list(want)}")
 
     def _forward(self, stage: int, mb: int, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
         values = []
