@@ -270,8 +270,8 @@ class Monitor:
             elif rep is not None and rep["kind"] == "error":
                 causes.append(f"{self.who(r)} failed first: {rep['text']}")
             elif r == self.store_host_rank and found.store_error is not None:
-                causes.append(f"{self.who(r)} (the c10d store's host) is unreachable: "
-                              f"{found.store_error}")
+                causes.append(f"{self.who(r)}, which hosts the c10d store, is unreachable "
+                              f"({found.store_error}): it has died or hung")
             else:
                 finders = sorted(k for k, v in found.reports.items()
                                  if r in (v.get("failed") or []))
@@ -359,8 +359,12 @@ def _install_hook() -> None:
     global _hook_installed
     if _hook_installed:
         return
-    from alpa_torch import _runtime
-    _runtime.set_failure_hook(_on_runtime_failure)
+    try:
+        from alpa_torch import _runtime
+    except ImportError:  # built without the executor: C++ errors keep their context only
+        _runtime = None
+    if _runtime is not None:
+        _runtime.set_failure_hook(_on_runtime_failure)
     atexit.register(_linger)
     _hook_installed = True
 

@@ -133,6 +133,9 @@ def _canonical_options(options: Dict[str, Any]) -> Dict[str, str]:
     given = {k: v for k, v in options.items() if k not in _PER_RANK_OPTIONS}
     full = {k: v for k, v in _PLAN_DEFAULTS.items() if k not in _PER_RANK_OPTIONS}
     full.update(given)
+    for name in ("plan_overrides", "layer_boundaries", "stage_meshes"):
+        if full.get(name) is None and name in full:
+            full[name] = {} if name == "plan_overrides" else ()  # what None means
     if full.get("memory_budget") is not None:
         try:
             full["memory_budget"] = parse_bytes(full["memory_budget"])
