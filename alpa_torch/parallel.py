@@ -48,6 +48,12 @@ def parallelize(model: torch.nn.Module, example_args: Any = (),
       plan_options: passed to alpa_torch.plan (cluster, memory_budget,
         plan_overrides, optimizer, cost_mode, ...).
     Returns the same module object, parallelized; ``module.alpa_plan`` is the plan.
+
+    Every rank must pass the same options (but `timeout` and the planner's
+    time and thread limits): a difference raises ValueError on every rank.
+    Inputs must have the example's shapes. If a rank dies, hangs or fails
+    mid-training, the others raise ``alpa_torch.PeerFailedError`` naming it
+    within `timeout` plus a few seconds (alpa_torch/health.py).
     """
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError(
