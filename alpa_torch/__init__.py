@@ -3,7 +3,8 @@
 The Alpa planner (OSDI'22) rebuilt for PyTorch, with its core in C++.
 Start with ``alpa_torch.capture(model, example_args)``.
 """
-from alpa_torch.errors import AlpaError, CaptureError, PlanInfeasibleError
+from alpa_torch.errors import (AlpaError, CaptureError, CollectiveError, PeerFailedError,
+                               PlanInfeasibleError)
 from alpa_torch.capture import CapturedGraph, LayerSummary, capture, load
 from alpa_torch.cluster import Cluster
 from alpa_torch.plan import CollectiveRecord, Plan, Stage
@@ -20,7 +21,7 @@ def parallelize(*args, **kwargs):
 __version__ = "0.1.0"
 
 __all__ = [
-    "AlpaError", "CaptureError", "PlanInfeasibleError",
+    "AlpaError", "CaptureError", "CollectiveError", "PeerFailedError", "PlanInfeasibleError",
     "CapturedGraph", "LayerSummary", "capture", "load",
     "Cluster", "CollectiveRecord", "Plan", "Stage", "plan", "parallelize",
     "StageChoice", "StageDPResult", "stage_dp",

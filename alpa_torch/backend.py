@@ -66,10 +66,14 @@ def alpa_backend(gm: torch.fx.GraphModule, example_inputs: List[Any],
                  options: Optional[Dict[str, Any]] = None):
     """The Dynamo backend. Plans nothing yet: returns a callable that plans
     each signature of ``gm`` at its first call (see the module docstring)."""
-    opts = _check_options(options)
-    broke = _warn_graph_breaks()
-    if not (dist.is_available() and dist.is_initialized()) or _mesh_shape(opts) == (1, 1):
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        opts = _check_options(options)
+        _warn_graph_breaks()
+        if dist.is_available() and dist.is_initialized():
+            _mesh_shape(opts)  # a mesh of more than one device is an error
         return _single_process(gm, opts)
+    opts = _agreed_options(options)
+    broke = _warn_graph_breaks()
     roots = _unadopted_roots(gm, example_inputs)
     states = [_adopt(root, opts) for root in roots]
     if len(states) == 1 and not broke:
@@ -105,6 +109,22 @@ def _check_options(options) -> Dict[str, Any]:
     opts.pop("method", None)
     if "timeout" in opts and not isinstance(opts["timeout"], datetime.timedelta):
         opts["timeout"] = datetime.timedelta(seconds=float(opts["timeout"]))
+    return opts
+
+
+def _agreed_options(options) -> Dict[str, Any]:
+    """The options, checked on every rank and checked to be the same on
+    every rank (one all_gather_object per Dynamo compile; rank 0 plans for
+    all): a rank's bad or different options raise on every rank."""
+    from alpa_torch.parallel import agree_on_options
+    opts, error = {}, None
+    try:
+        opts = _check_options(options)
+        _mesh_shape(opts)
+    except (TypeError, ValueError) as e:
+        error = e
+    agree_on_options(opts, error, opts.get("timeout", DEFAULT_TIMEOUT),
+                     what="torch.compile(backend='alpa', options=...)")
     return opts
 
 
@@ -379,6 +399,7 @@ class _CompiledGraph:
                 self.state.install_shards()
 
     def _build(self, args):
+        from alpa_torch import local_ops
         from alpa_torch.capture import capture
         from alpa_torch.parallel import _Runner, _check_same_graph_everywhere, _plan_on_rank0
         from alpa_torch.rewrite import build_local_program
@@ -415,6 +436,7 @@ class _CompiledGraph:
                                f"{self.mesh.shape}")
         view = layout.view_module(stage.param_specs)
         program = build_local_program(captured.exported, captured, stage, self.mesh)
+        local_ops.annotate_collectives(program.module)
         # one leaf per parameter for all graphs of a module: a weight read on
         # both sides of a graph break accumulates its gradient in one place
         leaves = self.state.local_params if self.state is not None else None

@@ -3,8 +3,9 @@
 A logical mesh (n0, n1) is laid over the ranks row-major: rank r sits at
 (r // n1, r % n1). Every rank creates the same groups in the same order:
 one per row/column of each mesh axis, and one over the whole mesh, all with
-a timeout, so that a failing peer raises instead of hanging. Nothing is
-global: a MeshGroups object is passed to whoever needs the groups.
+a timeout, so that a failing peer raises instead of hanging (and
+alpa_torch.health names it). Nothing is global: a MeshGroups object is
+passed to whoever needs the groups.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
+
+from alpa_torch import health
 
 DEFAULT_TIMEOUT = datetime.timedelta(seconds=120)
 
@@ -43,6 +46,7 @@ class MeshGroups:
                     f"whose axes multiply to {world}")
             raise ValueError(f"the mesh ({n0}, {n1}) needs {n0 * n1} devices, got {ids}")
         self.shape: Tuple[int, int] = (n0, n1)
+        self.world_group = dist.group.WORLD  # the job these groups belong to
         self.device_ids = ids
         self.rank = rank
         self.coord: Optional[Tuple[int, int]] = None
@@ -65,11 +69,14 @@ class MeshGroups:
                 self._groups.append(group)
                 if rank in ranks:
                     self.group_names[(axis,)] = group.group_name
+                    health.name_group(group.group_name, f"axis {axis} of the ({n0}, {n1}) mesh "
+                                                        f"over ranks {ids}")
         if n0 > 1 and n1 > 1:
             group = dist.new_group(ids, timeout=timeout)
             self._groups.append(group)
             if rank in ids:
                 self.group_names[(0, 1)] = group.group_name
+                health.name_group(group.group_name, f"the whole ({n0}, {n1}) mesh")
         elif n0 * n1 > 1 and rank in ids:
             only = (0,) if n0 > 1 else (1,)
             self.group_names[(0, 1)] = self.group_names[only]
@@ -84,6 +91,18 @@ class MeshGroups:
 
     def axis_index(self, axis: int) -> int:
         return self.coord[axis]
+
+    def check_alive(self) -> None:
+        """Raises if the job's process groups were destroyed (or replaced by
+        a new init_process_group) since these groups were made."""
+        if not dist.is_initialized() or dist.group.WORLD is not self.world_group:
+            raise RuntimeError(
+                "alpa_torch: the process groups this model was parallelized on are gone: "
+                "torch.distributed.destroy_process_group() was called"
+                + (" and a new group initialized" if dist.is_initialized() else "")
+                + ". A parallelized model runs only while its process groups live: run it "
+                  "before destroy_process_group(), or build the model again and call "
+                  "alpa_torch.parallelize() under the new process group")
 
 
 def _device_for_backend() -> torch.device:

@@ -7,9 +7,11 @@ autograd ops torch.ops.alpa.* (runtime/collectives.cc).
 """
 from __future__ import annotations
 
+import operator
 from typing import List, Sequence
 
 import torch
+import torch.fx
 
 
 def _split_block(x: torch.Tensor, dim: int, block: int) -> torch.Tensor:
@@ -22,18 +24,21 @@ def _merge_block(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x.reshape(shape[:dim] + [shape[dim] * shape[dim + 1]] + shape[dim + 2:])
 
 
-def shard_dim(x: torch.Tensor, dim: int, block: int, group: str) -> torch.Tensor:
-    """Keep this rank's piece of `dim` (of every block when block > 1)."""
+def shard_dim(x: torch.Tensor, dim: int, block: int, group: str, node: str = "") -> torch.Tensor:
+    """Keep this rank's piece of `dim` (of every block when block > 1).
+    `node`: the graph node served, named if the collective fails."""
     if block == 1:
-        return torch.ops.alpa.shard(x, dim, group)
-    return _merge_block(torch.ops.alpa.shard(_split_block(x, dim, block), dim + 1, group), dim)
+        return torch.ops.alpa.shard(x, dim, group, node)
+    piece = torch.ops.alpa.shard(_split_block(x, dim, block), dim + 1, group, node)
+    return _merge_block(piece, dim)
 
 
-def gather_dim(x: torch.Tensor, dim: int, block: int, group: str) -> torch.Tensor:
+def gather_dim(x: torch.Tensor, dim: int, block: int, group: str, node: str = "") -> torch.Tensor:
     """Concatenate the ranks' pieces of `dim` (block by block when block > 1)."""
     if block == 1:
-        return torch.ops.alpa.all_gather(x, dim, group)
-    return _merge_block(torch.ops.alpa.all_gather(_split_block(x, dim, block), dim + 1, group), dim)
+        return torch.ops.alpa.all_gather(x, dim, group, node)
+    whole = torch.ops.alpa.all_gather(_split_block(x, dim, block), dim + 1, group, node)
+    return _merge_block(whole, dim)
 
 
 def take_local(x: torch.Tensor, pieces: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -62,7 +67,7 @@ def view_local(x: torch.Tensor, pieces: Sequence[Sequence[int]]) -> torch.Tensor
 
 
 def vocab_parallel_embedding(weight: torch.Tensor, ids: torch.Tensor, index: int,
-                             group: str, padding_idx: int = -1) -> torch.Tensor:
+                             group: str, padding_idx: int = -1, node: str = "") -> torch.Tensor:
     """Embedding with the table split by rows: this rank holds rows
     [index·V_local, (index+1)·V_local); others contribute zeros; the
     partial results are summed (Megatron's vocab-parallel embedding)."""
@@ -71,18 +76,18 @@ def vocab_parallel_embedding(weight: torch.Tensor, ids: torch.Tensor, index: int
     outside = (local < 0) | (local >= rows)
     out = torch.nn.functional.embedding(local.clamp(0, rows - 1), weight)
     out = out * (~outside).unsqueeze(-1).to(out.dtype)
-    return torch.ops.alpa.all_reduce(out, group)
+    return torch.ops.alpa.all_reduce(out, group, node)
 
 
-def synced_sum(x: torch.Tensor, group: str) -> torch.Tensor:
+def synced_sum(x: torch.Tensor, group: str, node: str = "") -> torch.Tensor:
     """Sum over the group whose gradient is summed too: each rank's use of
     the total contributes part of its gradient."""
-    return torch.ops.alpa.grad_all_reduce(torch.ops.alpa.all_reduce(x, group), group)
+    return torch.ops.alpa.grad_all_reduce(torch.ops.alpa.all_reduce(x, group, node), group, node)
 
 
 def sync_batch_norm(x: torch.Tensor, weight, bias, running_mean, running_var,
                     training: bool, momentum: float, eps: float, group: str,
-                    total_count: int) -> torch.Tensor:
+                    total_count: int, node: str = "") -> torch.Tensor:
     """BatchNorm over [B, C, ...] whose batch/spatial dims are split over
     `group`: statistics over all ranks' elements (SyncBatchNorm), so the
     result equals one process's batch_norm."""
@@ -92,7 +97,7 @@ def sync_batch_norm(x: torch.Tensor, weight, bias, running_mean, running_var,
     dims = [0] + list(range(2, x.dim()))
     local_sum = x.sum(dims)
     local_sq = (x * x).sum(dims)
-    stats = synced_sum(torch.stack([local_sum, local_sq]), group)
+    stats = synced_sum(torch.stack([local_sum, local_sq]), group, node)
     mean = stats[0] / total_count
     var = stats[1] / total_count - mean * mean
     shape = [1, -1] + [1] * (x.dim() - 2)
@@ -107,3 +112,42 @@ def sync_batch_norm(x: torch.Tensor, weight, bias, running_mean, running_var,
             running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
             running_var.mul_(1 - momentum).add_(unbiased.detach() * momentum)
     return y
+
+
+# ---- names for failures ---------------------------------------------------------
+
+_HELPERS = (shard_dim, gather_dim, vocab_parallel_embedding, synced_sum, sync_batch_norm)
+
+
+def _collective_targets() -> set:
+    ops = torch.ops.alpa
+    return {ops.all_reduce, ops.grad_all_reduce, ops.grad_all_reduce_bucket, ops.all_gather,
+            ops.shard, ops.reduce_scatter, ops.all_to_all, *_HELPERS}
+
+
+def annotate_collectives(module: torch.fx.GraphModule, where: str = "") -> None:
+    """Passes each collective of a local program the name of its FX node and
+    the value it moves (``node="all_reduce_1 on linear_1"``), so that a
+    failed collective names where in the program it was; `where` prefixes
+    it (a pipeline stage)."""
+    targets = _collective_targets()
+    changed = False
+    for node in module.graph.nodes:
+        if node.op == "call_function" and node.target in targets and "node" not in node.kwargs:
+            text = f"{where}node '{node.name}' ({_moves(node, targets)})"
+            node.kwargs = {**node.kwargs, "node": text}
+            changed = True
+    if changed:
+        module.recompile()
+
+
+def _moves(node: torch.fx.Node, targets: set) -> str:
+    value = node.args[0]
+    if isinstance(value, (list, tuple)):  # a gradient bucket: its parameters
+        names = [v.name for v in value if isinstance(v, torch.fx.Node)]
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        return f"the gradients of {shown}"
+    while isinstance(value, torch.fx.Node) and value.op == "call_function" and (
+            value.target in targets or value.target is operator.getitem):
+        value = value.args[0]
+    return f"on {value.name}" if isinstance(value, torch.fx.Node) else "on a constant"

@@ -11,7 +11,8 @@ torch.distributed.checkpoint work on it unchanged.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Dict, List, Optional
+import inspect
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -19,8 +20,8 @@ import torch.fx._pytree as fx_pytree
 import torch.utils._pytree as pytree
 from torch.distributed.tensor import DTensor, Replicate, Shard
 
-from alpa_torch import local_ops
-from alpa_torch.api import plan as make_plan
+from alpa_torch import health, local_ops
+from alpa_torch.api import parse_bytes, plan as make_plan
 from alpa_torch.capture import capture
 from alpa_torch.distributed import DEFAULT_TIMEOUT, MeshGroups
 from alpa_torch.local_params import LocalParameters
@@ -47,20 +48,25 @@ def parallelize(model: torch.nn.Module, example_args: Any = (),
       plan_options: passed to alpa_torch.plan (cluster, memory_budget,
         plan_overrides, optimizer, cost_mode, ...).
     Returns the same module object, parallelized; ``module.alpa_plan`` is the plan.
+
+    Every rank must pass the same options (but `timeout` and the planner's
+    time and thread limits): a difference raises ValueError on every rank.
+    Inputs must have the example's shapes. If a rank dies, hangs or fails
+    mid-training, the others raise ``alpa_torch.PeerFailedError`` naming it
+    within `timeout` plus a few seconds (alpa_torch/health.py).
     """
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError(
             "parallelize() runs under torch.distributed: launch with torchrun (or call "
             "torch.distributed.init_process_group first); alpa_torch.plan() plans without it")
     world = dist.get_world_size()
-    shape = tuple(mesh_shape) if mesh_shape is not None else (1, world)
-    if len(shape) == 1:
-        shape = (1, shape[0])
-    if shape[0] * shape[1] != world:
-        raise ValueError(
-            f"mesh_shape {shape} has {shape[0] * shape[1]} devices but the job has {world} "
-            f"ranks; launch {shape[0] * shape[1]} processes or pass a mesh whose axes "
-            f"multiply to {world}")
+    shape, error = None, None
+    try:
+        shape = _job_mesh_shape(mesh_shape, world)
+    except (TypeError, ValueError) as e:
+        error = e
+    agree_on_options(dict(plan_options, mesh_shape=shape or mesh_shape, local_outputs=local_outputs,
+                          data_parallel_inputs=data_parallel_inputs), error, timeout)
     if plan_options.get("method", "intra_op") == "pipeshard":
         from alpa_torch.pipeline import parallelize_pipeshard
         return parallelize_pipeshard(model, example_args, example_kwargs, shape, timeout,
@@ -71,9 +77,109 @@ def parallelize(model: torch.nn.Module, example_args: Any = (),
     stage = the_plan.stages[0]
     mesh = MeshGroups(stage.mesh_shape, timeout=timeout)
     program = build_local_program(captured.exported, captured, stage, mesh)
+    local_ops.annotate_collectives(program.module)
     _distribute_parameters(model, captured, stage, mesh)
     _install_forward(model, captured, program, mesh, the_plan, local_outputs, data_parallel_inputs)
     return model
+
+
+def _job_mesh_shape(mesh_shape, world: int) -> Tuple[int, int]:
+    shape = tuple(mesh_shape) if mesh_shape is not None else (1, world)
+    if len(shape) == 1:
+        shape = (1, shape[0])
+    if len(shape) != 2:
+        raise ValueError(f"mesh_shape must be (n0, n1), got {mesh_shape!r}")
+    if shape[0] * shape[1] != world:
+        raise ValueError(
+            f"mesh_shape {shape} has {shape[0] * shape[1]} devices but the job has {world} "
+            f"ranks; launch {shape[0] * shape[1]} processes or pass a mesh whose axes "
+            f"multiply to {world}")
+    return shape
+
+
+# ---- options every rank must agree on ------------------------------------------
+
+# Only rank 0 plans, and each rank waits with its own timeout: these may differ.
+_PER_RANK_OPTIONS = ("progress", "time_limit_s", "num_threads", "timeout")
+_PLAN_DEFAULTS = {name: p.default for name, p in inspect.signature(make_plan).parameters.items()
+                  if p.default is not inspect.Parameter.empty}
+
+
+def agree_on_options(options: Dict[str, Any], local_error: Optional[BaseException] = None,
+                     timeout: datetime.timedelta = DEFAULT_TIMEOUT,
+                     what: str = "parallelize()") -> None:
+    """Checks, in one all_gather_object, that every rank passed the same
+    options (rank 0 plans for all, so a rank's own mesh or pins would be
+    ignored without a word) and that no rank's arguments were rejected, and
+    raises on every rank if not; then starts this rank's heartbeat
+    (alpa_torch.health) for the job, named by rank 0."""
+    error = None if local_error is None else f"{type(local_error).__name__}: {local_error}"
+    mine = {"options": _canonical_options(options), "error": error,
+            "process": health.this_process(),
+            "job": health.proposed_job() if dist.get_rank() == 0 else None}
+    everyone: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    if local_error is not None:
+        raise local_error
+    bad = [(r, e["error"]) for r, e in enumerate(everyone) if e["error"]]
+    if bad:
+        raise ValueError(f"rank {bad[0][0]} rejected its arguments to {what}: {bad[0][1]}"
+                         + (f" (and ranks {[r for r, _ in bad[1:]]})" if len(bad) > 1 else ""))
+    differences = _differences([e["options"] for e in everyone])
+    if differences:
+        raise ValueError(
+            f"ranks passed different options to {what}, which must be the same on every rank "
+            f"(rank 0 plans for all, so the others' would be ignored): " + "; ".join(differences)
+            + ". Pass the same options on every rank")
+    health.start(everyone[0]["job"], [tuple(e["process"]) for e in everyone],
+                 timeout.total_seconds())
+
+
+def _canonical_options(options: Dict[str, Any]) -> Dict[str, str]:
+    given = {k: v for k, v in options.items() if k not in _PER_RANK_OPTIONS}
+    full = {k: v for k, v in _PLAN_DEFAULTS.items() if k not in _PER_RANK_OPTIONS}
+    full.update(given)
+    for name in ("plan_overrides", "layer_boundaries", "stage_meshes"):
+        if full.get(name) is None and name in full:
+            full[name] = {} if name == "plan_overrides" else ()  # what None means
+    if full.get("memory_budget") is not None:
+        try:
+            full["memory_budget"] = parse_bytes(full["memory_budget"])
+        except (TypeError, ValueError):
+            pass  # planning rejects it on rank 0
+    return {k: _canonical(v) for k, v in sorted(full.items())}
+
+
+def _canonical(value: Any) -> str:
+    """Text equal for equal option values (tuples and lists alike, dicts sorted)."""
+    if isinstance(value, datetime.timedelta):
+        return f"{value.total_seconds()}s"
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: str(kv[0]))
+        return "{" + ", ".join(f"{_canonical(k)}: {_canonical(v)}" for k, v in items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_canonical(v) for v in value) + ")"
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    return repr(value)
+
+
+def _differences(per_rank: Sequence[Dict[str, str]]) -> List[str]:
+    """'name: A on ranks [0, 2], B on rank [1]' for each option that differs."""
+    out = []
+    for name in sorted({k for options in per_rank for k in options}):
+        holders: Dict[str, List[int]] = {}
+        for r, options in enumerate(per_rank):
+            holders.setdefault(options.get(name, "<not passed>"), []).append(r)
+        if len(holders) > 1:
+            parts = [f"{_short(v)} on rank{'s' if len(rs) > 1 else ''} {rs}"
+                     for v, rs in sorted(holders.items(), key=lambda kv: kv[1])]
+            out.append(f"option '{name}' is " + ", ".join(parts))
+    return out
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ---- planning ------------------------------------------------------------------
@@ -246,10 +352,20 @@ class _Runner:
         self.plan = the_plan
         self.grad_inputs = {n.name for n in captured.graph.nodes
                             if n.kind == "input" and n.requires_grad}
+        self.planned_shapes = _planned_input_shapes(captured, program, mesh, dp_inputs)
         # several programs reading one module's parameters may share leaves
         self.local_params = local_params if local_params is not None else LocalParameters()
 
     def __call__(self, args, kwargs):
+        self.mesh.check_alive()
+        try:
+            return self._run(args, kwargs)
+        except Exception as e:
+            # the others' collectives then time out: tell them it was us
+            health.report_own_failure(f"rank {self.mesh.rank}'s forward", e)
+            raise
+
+    def _run(self, args, kwargs):
         flat = fx_pytree.tree_flatten_spec((args, kwargs), self.in_spec)
         flat = [a for a in flat if isinstance(a, torch.Tensor)]
         values, user = [], iter(flat)
@@ -268,6 +384,7 @@ class _Runner:
                         f"input {arg_name!r} requires grad, but the example input given to "
                         f"parallelize() did not, so the plan computes no gradient for it; pass "
                         f"an example with requires_grad=True (or detach the input)")
+                _check_planned_shape(arg_name, x, self.planned_shapes.get(arg_name), self.dp_inputs)
                 spec = self.program.placeholder_specs.get(arg_name)
                 if spec is not None and not self.dp_inputs:
                     x = _slice_input(x, Spec.parse(spec), self.mesh)
@@ -283,7 +400,8 @@ class _Runner:
         for i in user_index:
             value, spec = outs[i], self.program.output_specs[i]
             if isinstance(value, torch.Tensor) and spec is not None and not self.local_outputs:
-                value = _gather_full(value, Spec.parse(spec), self.mesh)
+                value = _gather_full(value, Spec.parse(spec), self.mesh,
+                                     f"the gather of output {i} to every rank")
             results.append(value)
         return pytree.tree_unflatten(results, self.out_spec)
 
@@ -300,7 +418,39 @@ class _Runner:
                 # .data: autograd saved this buffer (native batch_norm keeps
                 # its running stats for backward); our own piece is unchanged,
                 # so the write must not bump the version counter.
-                full.data.copy_(_gather_full(mine, spec, self.mesh))
+                whole = _gather_full(mine, spec, self.mesh, f"the gather of buffer {target!r}")
+                full.data.copy_(whole)
+
+
+def _planned_input_shapes(captured, program, mesh: MeshGroups,
+                          dp_inputs: bool) -> Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+    """Input name -> (the global shape planned for, the shape forward() takes)."""
+    out = {}
+    for n in captured.graph.nodes:
+        if n.kind != "input":
+            continue
+        shape = tuple(int(d) for d in n.outputs[0][0])
+        taken = shape
+        spec = program.placeholder_specs.get(n.name)
+        if dp_inputs and spec is not None:
+            pieces = Spec.parse(spec).pieces(mesh)
+            taken = tuple(d // count for d, (_, count, _) in zip(shape, pieces))
+        out[n.name] = (shape, taken)
+    return out
+
+
+def _check_planned_shape(name: str, x: torch.Tensor, planned, dp_inputs: bool) -> None:
+    if planned is None or tuple(x.shape) == planned[1]:
+        return
+    shape, taken = planned
+    mine = " (this rank's slice of it, as data_parallel_inputs=True takes)" if dp_inputs else ""
+    raise ValueError(
+        f"input {name!r} has shape {list(x.shape)}, but the plan was made for {list(taken)}{mine}: "
+        f"the example given to parallelize() had {list(shape)}, and the sharded program is fixed "
+        f"to the shapes it was planned for. For the new shape, build the model again and call "
+        f"alpa_torch.parallelize() with an example of that shape (alpa_torch.plan() shows its plan "
+        f"without running it), or pad the batch to {list(shape)}; "
+        f"torch.compile(model, backend='alpa') plans every new shape by itself")
 
 
 def _slice_input(x: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:
@@ -315,10 +465,12 @@ def _slice_input(x: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:
     return x
 
 
-def _gather_full(value: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:
+def _gather_full(value: torch.Tensor, spec: Spec, mesh: MeshGroups, node: str = "") -> torch.Tensor:
+    """The whole tensor from each rank's piece laid out as `spec`; `node`
+    names the gather in a failure."""
     for d, (axes, block) in enumerate(zip(spec.dims, spec.blocks)):
         for a in reversed(axes):
-            value = local_ops.gather_dim(value, d, block, mesh.group([a]))
+            value = local_ops.gather_dim(value, d, block, mesh.group([a]), node)
     return value
 
 

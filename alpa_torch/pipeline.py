@@ -28,7 +28,7 @@ import torch.fx._pytree as fx_pytree
 import torch.utils._pytree as pytree
 from torch.distributed.tensor import DTensor
 
-from alpa_torch import local_ops
+from alpa_torch import health, local_ops
 from alpa_torch.capture import capture
 from alpa_torch.distributed import MeshGroups
 from alpa_torch.local_params import LocalParameters
@@ -143,6 +143,10 @@ class _Pipeline:
         self.is_last = self.stage_index == len(the_plan.stages) - 1
         ep = captured.exported
         self.program = _StageRewriter(ep, captured, self.stage, self.mesh).build()
+        local_ops.annotate_collectives(self.program.module,
+                                       f"alpa pipeline stage {self.stage_index}, ")
+        self.planned_shapes = {n.name: tuple(int(d) for d in n.outputs[0][0])
+                               for n in captured.graph.nodes if n.kind == "input"}
         sig = ep.graph_signature
         self.kind_of = {s.arg.name: (s.kind.name, s.target) for s in sig.input_specs
                         if hasattr(s.arg, "name")}
@@ -157,19 +161,27 @@ class _Pipeline:
         self.output_kinds = [(s.kind.name, s.target) for s in out_specs]
         outputs_node = next(n for n in ep.graph.nodes if n.op == "output")
         self.fx_outputs = list(outputs_node.args[0])
+        # p2p and the loss broadcast: every rank, with the pipeline's timeout
+        # (the default group's may be far longer)
+        self.group = dist.new_group(list(range(dist.get_world_size())), timeout=timeout)
+        health.name_group(self.group.group_name, "the pipeline's p2p group over all ranks")
         self.executor = _runtime.PipelineExecutor(
-            the_plan.to_json(), self.rank, dist.group.WORLD.group_name,
+            the_plan.to_json(), self.rank, self.group.group_name,
             timeout_s=timeout.total_seconds(), loss_scale=1.0 / the_plan.num_micro_batches)
         self.shared = _shared_parameters(the_plan)
         self.shared_groups = {}
         for fqn, stages in self.shared:  # collective: every rank, same order
             ranks = sorted(d for s in stages for d in the_plan.stages[s].device_ids)
             self.shared_groups[fqn] = dist.new_group(ranks, timeout=timeout)
+            if self.rank in ranks:
+                health.name_group(self.shared_groups[fqn].group_name,
+                                  f"the tied parameter {fqn!r} of stages {stages}")
         self._micro = None
         self.local_params = LocalParameters()
 
     # -- one step --------------------------------------------------------------
     def step(self, batch, target, loss_fn, optimizer) -> float:
+        self.mesh.check_alive()
         B = self.plan.num_micro_batches
         args = batch if isinstance(batch, tuple) else (batch,)
         flat = [a for a in fx_pytree.tree_flatten_spec((args, {}), self.in_spec)
@@ -178,19 +190,45 @@ class _Pipeline:
             if x.shape[0] % B:
                 raise ValueError(f"the batch's dim 0 ({x.shape[0]}) does not divide into "
                                  f"{B} microbatches; pass a batch of a multiple of {B}")
+        self._check_batch_shapes(flat)
         self._micro = [list(x.chunk(B, 0)) for x in flat]
         self._targets = _split_target(target, B)
         self._loss_fn = loss_fn
-        losses = self.executor.run(self._forward)
-        self._micro = None
+        try:
+            losses = self.executor.run(self._forward)
+        except Exception as e:
+            # the other stages then time out waiting for us: tell them why
+            health.report_own_failure(f"rank {self.rank} (pipeline stage {self.stage_index})", e)
+            raise
+        finally:
+            self._micro = None
         self._sync_shared_gradients()
         loss = torch.tensor([sum(losses) / B if losses else 0.0], dtype=torch.float64)
         last = self.plan.stages[-1].device_ids[0]
-        dist.broadcast(loss, src=last)
+        with health.guard("broadcast", self.group, f"the step's loss from rank {last}"):
+            dist.broadcast(loss, src=last, group=self.group)
         if optimizer is not None:
             optimizer.step()
             optimizer.zero_grad()
         return float(loss.item())
+
+    def _check_batch_shapes(self, flat: List[torch.Tensor]) -> None:
+        B = self.plan.num_micro_batches
+        for name, index in self.user_input_index.items():
+            planned = self.planned_shapes.get(name)
+            if planned is None or index >= len(flat) or not planned:
+                continue
+            want = (planned[0] * B,) + planned[1:]
+            got = tuple(flat[index].shape)
+            if got != want:
+                raise ValueError(
+                    f"input {name!r} has shape {list(got)}, but the plan was made for "
+                    f"{list(want)} ({B} microbatches of {list(planned)}, from the example given "
+                    f"to parallelize()); the stages' programs and transfers are fixed to those "
+                    f"shapes. For the new shape, build the model again and call "
+                    f"alpa_torch.parallelize(..., method='pipeshard') with an example of that "
+                    f"shape (alpa_torch.plan() shows its plan without running it), or pad the "
+                    f"batch to {list(want)}")
 
     def _forward(self, stage: int, mb: int, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
         values = []
@@ -232,7 +270,8 @@ class _Pipeline:
             if isinstance(value, torch.fx.Node):
                 if kind == "USER_OUTPUT":
                     user.append(_gather_full(results[tensor_index], Spec.parse(specs[tensor_index]),
-                                             self.mesh))
+                                             self.mesh, f"pipeline stage {self.stage_index}: the "
+                                             f"gather of output {tensor_index}"))
                 tensor_index += 1
             elif kind == "USER_OUTPUT":
                 user.append(value)
@@ -264,11 +303,16 @@ class _Pipeline:
             grad = p.grad
             if grad is None:
                 full = torch.zeros(p.shape, dtype=p.dtype)
-            else:
-                full = _block_permute(grad.full_tensor(), spec, self.mesh, inverse=True)
+            else:  # our collectives: the pipeline's timeout, failures name the peer
+                with torch.no_grad():
+                    local_grad = grad.to_local() if isinstance(grad, DTensor) else grad
+                    full = _gather_full(local_grad, spec, self.mesh,
+                                        f"the gather of the tied parameter {fqn!r}'s gradient")
             first = self.rank == self.stage.device_ids[0]
             contribution = full if first else torch.zeros_like(full)
-            dist.all_reduce(contribution, group=group)
+            with health.guard("all_reduce", group,
+                              f"the gradient of the tied parameter {fqn!r} after the schedule"):
+                dist.all_reduce(contribution, group=group)
             local = local_ops.take_local(_block_permute(contribution, spec, self.mesh),
                                          [(i, c, 1) for i, c, _ in spec.pieces(self.mesh)])
             if p.grad is None:
@@ -290,7 +334,7 @@ class _Pipeline:
             else:
                 shape, dtype = self.shapes[name]
                 full = torch.empty(shape, dtype=dtype)
-            dist.broadcast(full, src=self.plan.stages[owner].device_ids[0])
+            dist.broadcast(full, src=self.plan.stages[owner].device_ids[0], group=self.group)
             out[name] = full
         return out
 

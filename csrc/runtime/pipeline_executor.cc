@@ -12,6 +12,7 @@
 #include "ir/dtype.h"
 #include "mesh/device_mesh.h"
 #include "plan/schedule_builders.h"
+#include "runtime/failures.h"
 
 namespace alpa::runtime {
 namespace {
@@ -84,8 +85,16 @@ std::unique_ptr<PipelineExecutor> PipelineExecutor::create(const plan::Plan& pla
   const core::Status checked = plan::check_schedule(e->schedule_);
   TORCH_CHECK(checked.ok(), "alpa pipeline: the schedule is not runnable: ", checked.to_string());
   e->actions_ = e->schedule_.ranks[static_cast<size_t>(e->stage_)];
-  e->group_ = c10d::resolve_process_group(group_name);
+  try {
+    e->group_ = c10d::resolve_process_group(group_name);
+  } catch (const std::exception&) {
+    e->group_.reset();
+  }
   TORCH_CHECK(e->group_, "alpa pipeline: no process group named '", group_name, "'");
+  TORCH_CHECK(e->group_->getSize() == plan.cluster.num_devices(), "alpa pipeline: group '",
+              group_name, "' has ", e->group_->getSize(), " ranks but the plan has ",
+              plan.cluster.num_devices(), " devices");
+  e->group_name_ = group_name;
   std::vector<mesh::DeviceMesh> meshes;
   for (const plan::StagePlan& s : plan.stages) {
     meshes.push_back(unwrap_or_throw(mesh::DeviceMesh::create(plan.cluster, s.mesh_shape, s.device_ids),
@@ -169,16 +178,38 @@ void PipelineExecutor::recv_values(int64_t boundary, int64_t mb, bool grads,
     }
   }
   for (Pending& p : pending) {
+    std::string error;
     try {
       p.work->wait(options_.timeout);
+    } catch (const c10::Error& err) {
+      error = err.what_without_backtrace();
     } catch (const std::exception& err) {
-      TORCH_CHECK(false, "alpa pipeline: stage ", stage_, " (device ", device_, ") waiting for ",
-                  grads ? "the gradient of " : "", values[p.value].value.name, " of microbatch ",
-                  mb, " from device ", p.transfer->src_device, " failed: ", err.what(),
-                  "\n(the sending stage may have failed or be stuck; see its error)");
+      error = err.what();
+    }
+    if (!error.empty()) {
+      fail_transfer("recv", grads ? "RECV_B" : "RECV_F", mb, values[p.value].value.name,
+                    p.transfer->src_device, error);
     }
     narrow_box(out[p.value], p.transfer->dst_local).copy_(p.buffer);
   }
+}
+
+void PipelineExecutor::fail_transfer(const char* what, const char* action, int64_t mb,
+                                     const std::string& value, int64_t peer,
+                                     const std::string& error) {
+  CollectiveFailure failure;
+  failure.collective = what;
+  failure.group = group_name_;
+  failure.node = "alpa pipeline stage " + std::to_string(stage_) + ", action " + action +
+                 std::to_string(mb) + " (" + (action[5] == 'B' ? "the gradient of " : "") +
+                 "value '" + value + "' of microbatch " + std::to_string(mb) + ", cross-mesh " +
+                 (what[0] == 'r' ? "from" : "to") + " device " + std::to_string(peer) + ")";
+  failure.group_rank = group_->getRank();
+  failure.group_size = group_->getSize();
+  failure.peers = {peer};
+  failure.error = error;
+  failure.timed_out = is_timeout_message(error);
+  raise_failure(failure);
 }
 
 void PipelineExecutor::send_values(int64_t boundary, int64_t mb, bool grads,
@@ -204,7 +235,8 @@ void PipelineExecutor::send_values(int64_t boundary, int64_t mb, bool grads,
       auto work = group_->send(piece, static_cast<int>(t.dst_device),
                                tag(boundary, mb, grads, static_cast<int64_t>(vi),
                                    static_cast<int64_t>(ti)));
-      pending_.emplace_back(work, piece[0]);
+      pending_.push_back(PendingSend{work, piece[0], t.dst_device, boundary, mb, grads,
+                                     v.value.name});
     }
   }
 }
@@ -234,12 +266,19 @@ void PipelineExecutor::backward(int64_t mb, MicroBatch& m) {
 }
 
 void PipelineExecutor::wait_sends() {
-  for (auto& [work, tensor] : pending_) {
+  for (PendingSend& p : pending_) {
+    std::string error;
     try {
-      work->wait(options_.timeout);
+      p.work->wait(options_.timeout);
+    } catch (const c10::Error& err) {
+      error = err.what_without_backtrace();
     } catch (const std::exception& err) {
-      TORCH_CHECK(false, "alpa pipeline: stage ", stage_, " (device ", device_,
-                  ") could not complete a send: ", err.what());
+      error = err.what();
+    }
+    if (!error.empty()) {
+      const PendingSend failed = p;
+      fail_transfer("send", failed.grads ? "SEND_B" : "SEND_F", failed.mb, failed.value,
+                    failed.peer, error);
     }
   }
   pending_.clear();

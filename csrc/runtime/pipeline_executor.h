@@ -66,7 +66,9 @@ class PipelineExecutor {
 
   /// Runs one step (every microbatch's forward and backward). Returns each
   /// microbatch's loss on the last stage's devices, nothing elsewhere.
-  /// Throws c10::Error naming the action, microbatch and peer on failure.
+  /// A failed or timed-out transfer is raised through runtime/failures.h
+  /// (its hook, else c10::DistBackendError) naming the action, microbatch,
+  /// value and peer device; other errors (the runner's) propagate as they are.
   std::vector<double> run(StageRunner& runner);
 
   int64_t stage() const { return stage_; }
@@ -82,6 +84,9 @@ class PipelineExecutor {
   void backward(int64_t mb, MicroBatch& m);
   int tag(int64_t boundary, int64_t mb, bool grads, int64_t value, int64_t transfer) const;
   void wait_sends();
+  /// Raises a failed transfer through runtime/failures.h (never returns).
+  [[noreturn]] void fail_transfer(const char* what, const char* action, int64_t mb,
+                                  const std::string& value, int64_t peer, const std::string& error);
 
   int64_t device_ = 0;
   int64_t stage_ = 0;
@@ -92,8 +97,18 @@ class PipelineExecutor {
   /// [b] = values crossing from stage b to stage b + 1.
   std::vector<std::vector<BoundaryValuePlan>> boundaries_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  std::string group_name_;
   ExecutorOptions options_;
-  std::vector<std::pair<c10::intrusive_ptr<c10d::Work>, at::Tensor>> pending_;  ///< sends
+  struct PendingSend {
+    c10::intrusive_ptr<c10d::Work> work;
+    at::Tensor buffer;  ///< kept alive until the send completes
+    int64_t peer;
+    int64_t boundary;
+    int64_t mb;
+    bool grads;
+    std::string value;
+  };
+  std::vector<PendingSend> pending_;
   int64_t max_transfers_ = 1;
 };
 
