@@ -66,6 +66,7 @@ std::optional<OpSignature> reshape(const Graph& g, const Node& n) {
 
 std::optional<OpSignature> permute(const Graph& g, const Node& n) {
   int64_t rank = g.meta(n.inputs.at(0)).rank();
+  if (rank == 0) return identity_signature(g, n);  // a scalar: nothing to move
   LetterPool pool;
   std::string in = pool.fresh(rank), out = in;
   std::string_view base = ir::op_base_name(n.op);
@@ -104,6 +105,7 @@ std::optional<OpSignature> expand(const Graph& g, const Node& n) {
 // `same_rank` outputs copy the input letters with `dim` never split.
 std::optional<OpSignature> along(const Graph& g, const Node& n, bool removes_dim) {
   int64_t rank = g.meta(n.inputs.at(0)).rank();
+  if (rank == 0) return identity_signature(g, n);  // roll/flip of a scalar
   LetterPool pool;
   std::string letters = pool.fresh(rank);
   int64_t d = dim_attr(n, "dim", rank, 0);
