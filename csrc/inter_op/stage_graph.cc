@@ -158,7 +158,9 @@ class Extractor {
                       : layer_of_value(o.value) >= first_ && layer_of_value(o.value) <= last_;
       if (!mine) continue;
       ir::GraphOutput copy = o;
-      copy.value = map_.at({o.value.node.index(), o.value.index});
+      auto it = map_.find({o.value.node.index(), o.value.index});
+      // A parameter returned as is, read by no op of this stage, is added here.
+      copy.value = it != map_.end() ? it->second : placeholder(g_.node(o.value.node));
       out_.graph.add_output(copy);
       out_.graph_outputs.push_back(static_cast<int64_t>(i));
     }

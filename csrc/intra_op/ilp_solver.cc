@@ -392,7 +392,7 @@ class Search {
 
  private:
   ModelScale next_scale() const;
-  // Solves the current model once; false when out of time.
+  // Solves the current model once (no plan, not proven, when out of time).
   StatusOr<CbcOutcome> solve_once(const ModelScale& ms, IlpSolution& solution);
   // Takes `choice` as the incumbent if it fits the budget and is cheaper;
   // else (over the budget) adds cuts. False when it added cuts.

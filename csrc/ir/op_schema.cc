@@ -84,14 +84,16 @@ const std::vector<Row>& rows() {
       {{"index_select"}, "self[r], index", "out[r]"},
       // data movement
       {{"view", "reshape", "_unsafe_view", "flatten", "unflatten", "unsqueeze", "squeeze",
-        "expand", "slice", "select", "roll", "flip"},
+        "expand", "roll", "flip"},
        "self", "out"},
+      // ATen rejects a 0-dim tensor for these.
+      {{"slice", "select"}, "self[>=1]", "out"},
       {{"permute", "transpose", "t", "swapaxes"}, "self[r]", "out[r]"},
       {{"view_as", "reshape_as", "expand_as"}, "self, other", "out"},
-      {{"narrow"}, "self, start?", "out"},
-      {{"unbind", "split", "split_with_sizes", "chunk"}, "self", "outs+"},
-      {{"tensor_split"}, "self, indices?", "outs+"},
-      {{"cat", "concat"}, "tensors+", "out"},
+      {{"narrow"}, "self[>=1], start?", "out"},
+      {{"unbind", "split", "split_with_sizes", "chunk"}, "self[>=1]", "outs+"},
+      {{"tensor_split"}, "self[>=1], indices?", "outs+"},
+      {{"cat", "concat"}, "tensors+[>=1]", "out"},
       {{"stack"}, "tensors+[r]", "out[r+1]"},
       // attention, convolution, pooling
       {{"scaled_dot_product_attention"}, "query[r], key[r], value[r], attn_mask?", "out[r]"},
@@ -112,6 +114,7 @@ struct Arg {
   bool variadic = false;  // one or more
   std::string rank_var;   // "r" in [r] or [r+1]; empty: none or fixed
   int64_t rank = -1;      // fixed rank, or the offset added to rank_var
+  int64_t min_rank = 0;   // [>=1]: at least this rank
 };
 
 struct Schema {
@@ -130,7 +133,9 @@ Arg parse_arg(std::string_view text) {
   a.name = std::string(head);
   if (bracket != std::string_view::npos) {
     std::string_view spec = text.substr(bracket + 1, text.size() - bracket - 2);
-    if (std::isdigit(static_cast<unsigned char>(spec[0]))) {
+    if (spec.substr(0, 2) == ">=") {
+      a.min_rank = std::stoll(std::string(spec.substr(2)));
+    } else if (std::isdigit(static_cast<unsigned char>(spec[0]))) {
       a.rank = std::stoll(std::string(spec));
     } else {
       size_t plus = spec.find('+');
@@ -226,6 +231,11 @@ core::Status check_op_schema(const Graph& g, const Node& n) {
   auto check_rank = [&](const std::vector<Arg>& args, size_t i, size_t count, int64_t rank,
                         const std::string& where) -> core::Status {
     const Arg* a = bound_arg(args, i, count);
+    if (a != nullptr && rank < a->min_rank) {
+      return core::invalid_argument(fmt::format(
+          "node '{}' ({}): {} ('{}') has rank {}, but {} {} needs rank ≥ {} there", n.name, n.op,
+          where, a->name, rank, base, s.text, a->min_rank));
+    }
     if (a == nullptr || a->rank < 0) return core::ok_status();
     if (a->rank_var.empty()) {
       if (rank == a->rank) return core::ok_status();

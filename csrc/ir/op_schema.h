@@ -8,10 +8,11 @@
 //   linear       (input, weight, bias?) -> (out)
 //   conv2d       (input[r], weight, bias?[1]) -> (out[r])
 //   stack        (tensors+[r]) -> (out[r+1])
-//   split        (self) -> (outs+)
+//   split        (self[>=1]) -> (outs+)
 //
 // '?' marks an optional tensor, '+' one or more; [r] a rank shared by every
-// argument that names r, [1] a fixed rank, [r+1] one more than r.
+// argument that names r, [1] a fixed rank, [r+1] one more than r, [>=1] at
+// least that rank.
 #pragma once
 
 #include <optional>

@@ -142,6 +142,7 @@ Result infer_shape_op(const Graph& g, const Node& n, std::string_view base) {
   if (base == "transpose") {
     ALPA_ASSIGN_OR_RETURN(int64_t d0, normalize_dim(n.attr_int("dim0", 0), in.rank()));
     ALPA_ASSIGN_OR_RETURN(int64_t d1, normalize_dim(n.attr_int("dim1", 1), in.rank()));
+    if (in.rank() == 0) return one(in.shape, in.dtype);  // a scalar transposes to itself
     Shape out = in.shape;
     std::swap(out[static_cast<size_t>(d0)], out[static_cast<size_t>(d1)]);
     return one(out, in.dtype);
@@ -179,6 +180,12 @@ Result infer_shape_op(const Graph& g, const Node& n, std::string_view base) {
 Result infer_reduction(const Graph& g, const Node& n) {
   const TensorMeta& in = g.meta(n.inputs.at(0));
   auto dims = n.attr_ints("dim");
+  if (in.rank() == 0) {  // a scalar reduces to itself (dim 0 or -1, as in ATen)
+    for (int64_t d : dims.value_or(std::vector<int64_t>{})) {
+      ALPA_RETURN_IF_ERROR(normalize_dim(d, 0).status());
+    }
+    return one({}, in.dtype);
+  }
   bool keepdim = n.attr_int("keepdim", 0) != 0;
   std::vector<bool> reduced(in.shape.size(), !dims || dims->empty());
   if (dims) {
@@ -224,8 +231,9 @@ Result infer_sdpa(const Graph& g, const Node& n) {
 }  // namespace
 
 StatusOr<int64_t> normalize_dim(int64_t dim, int64_t rank) {
-  int64_t d = dim < 0 ? dim + rank : dim;
-  if (d < 0 || d >= std::max<int64_t>(rank, 1)) {
+  const int64_t wrap = std::max<int64_t>(rank, 1);  // a scalar takes dim 0 or -1, as in ATen
+  int64_t d = dim < 0 ? dim + wrap : dim;
+  if (d < 0 || d >= wrap) {
     return core::invalid_argument(
         fmt::format("dim {} is out of range for a tensor of rank {}", dim, rank));
   }

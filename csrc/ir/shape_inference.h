@@ -21,7 +21,8 @@ core::StatusOr<std::optional<std::vector<TensorMeta>>> infer_output_meta(
 /// Broadcast of two shapes (NumPy rules); error when incompatible.
 core::StatusOr<Shape> broadcast_shapes(const Shape& a, const Shape& b);
 
-/// Normalizes a possibly negative dim into [0, rank); error when out of range.
+/// Normalizes a possibly negative dim into [0, rank) (a 0-dim tensor takes 0
+/// or -1, as in ATen, both 0); error when out of range.
 core::StatusOr<int64_t> normalize_dim(int64_t dim, int64_t rank);
 
 }  // namespace alpa::ir

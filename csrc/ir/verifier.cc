@@ -123,19 +123,20 @@ Status check_meta(const Node& n, size_t i) {
         "node '{}' output #{} has {} dims; alpa_torch plans tensors of at most {} dims",
         n.name, i, m.rank(), kMaxRank));
   }
+  // Nonzero dims only: an empty tensor's other dims still enter products
+  // (shards, FLOPs) that must not overflow.
   int64_t bytes = dtype_size(m.dtype);
   for (int64_t d : m.shape) {
     if (d < 0) {
       return core::invalid_argument(fmt::format(
           "node '{}' has a negative dim in {}", n.name, m.to_string()));
     }
-    if (d > 0 && bytes > kMaxTensorBytes / d) bytes = kMaxTensorBytes + 1;
-    else bytes *= d;
+    if (d > 0) bytes = bytes > kMaxTensorBytes / d ? kMaxTensorBytes + 1 : bytes * d;
   }
   if (bytes > kMaxTensorBytes) {
     return core::invalid_argument(fmt::format(
-        "node '{}' output #{} is {}, more than 2^50 bytes (1 PiB); no device holds it — "
-        "check the shape", n.name, i, m.to_string()));
+        "node '{}' output #{} is {}: its dims multiply to more than 2^50 bytes (1 PiB); no "
+        "device holds it — check the shape", n.name, i, m.to_string()));
   }
   return core::ok_status();
 }

@@ -190,3 +190,49 @@ def test_op_that_does_not_fit_its_schema_is_rejected_at_load(graph_doc, edit, me
     err = io.StringIO()
     assert cli.main(["plan", str(path), "--mesh", "1x2"], io.StringIO(), err) == 2
     assert "internal error" not in err.getvalue() and "re-capture the model" in err.getvalue()
+
+
+def _one_op_graph(op, inputs, outputs, attrs=None):
+    """A graph of one op on input placeholders (JSON, as a file would hold)."""
+    nodes = [{"id": i, "name": f"x{i}", "kind": "input", "target": f"x{i}", "inputs": [],
+              "attrs": {}, "outputs": [{"shape": s, "dtype": "float32"}], "flops": 0.0,
+              "module": "", "requires_grad": True} for i, s in enumerate(inputs)]
+    attrs = dict(attrs or {}, **{f"arg{i}": {"input": i} for i in range(len(inputs))})
+    nodes.append({"id": len(inputs), "name": "op", "kind": "op", "op": op,
+                  "inputs": [[i, 0] for i in range(len(inputs))], "attrs": attrs,
+                  "outputs": [{"shape": s, "dtype": "float32"} for s in outputs],
+                  "flops": 0.0, "module": "", "requires_grad": False})
+    return {"format": "alpa_torch.graph", "version": 1, "name": "g", "nodes": nodes,
+            "outputs": [{"value": [len(inputs), 0], "role": "user_output"}]}
+
+
+@pytest.mark.parametrize("op, inputs, outputs, attrs", [
+    # 0-dim operands ATen accepts: these segfaulted or threw std::bad_alloc.
+    ("aten.topk.default", [[]], [[], []], {"k": 1}),
+    ("aten.mean.dim", [[]], [[]], {"dim": [0]}),
+    ("aten.amax.default", [[]], [[]], {"dim": [0]}),
+    ("aten.transpose.int", [[]], [[]], {"dim0": 0, "dim1": -1}),
+    ("aten.roll.default", [[]], [[]], {"shifts": [1], "dim": [0]}),
+    ("aten.gather.default", [[], []], [[]], {"dim": 0}),
+    ("aten.index_select.default", [[], [1]], [[]], {"dim": 0}),
+    # Two-input forms of ops the rules read as one-input: "internal error".
+    ("aten.max.other", [[4, 8], [4, 8]], [[4, 8]], {}),
+    ("aten.view_as.default", [[4, 8], [8, 4]], [[8, 4]], {}),
+])
+def test_unusual_but_valid_ops_plan_without_crashing(tmp_path, op, inputs, outputs, attrs):
+    # Found by generating one-op graphs over the op schema table.
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(_one_op_graph(op, inputs, outputs, attrs)))
+    graph = alpa_torch.load(path)
+    for mesh in [(1, 2), (2, 2)]:
+        alpa_torch.plan(graph, mesh_shape=mesh)
+
+
+def test_zero_dim_input_of_a_dim_op_is_rejected_at_load(tmp_path):
+    # ATen rejects split/chunk/select/cat of a 0-dim tensor; planning one segfaulted.
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(_one_op_graph("aten.chunk.default", [[]], [[], []], {"chunks": 2})))
+    with pytest.raises(ValueError, match=r"node 'op' \(aten.chunk.default\): input #0 \('self'\) "
+                                         r"has rank 0, but chunk \(self\[>=1\]\) -> \(outs\+\) "
+                                         r"needs rank ≥ 1 there"):
+        alpa_torch.load(path)

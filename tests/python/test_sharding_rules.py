@@ -50,6 +50,12 @@ def cases():
         "split": (lambda: Fn(lambda x, w: torch.stack((x * w).split(8, dim=-1)).sum(0), (24,)),
                   lambda: g(8, 24), "split"),
         "cat": (lambda: Fn(lambda x, w: torch.cat([x, x * w], dim=0), (16,)), lambda: g(8, 16), "cat"),
+        # Two inputs, the second lending only its shape (planning these raised an
+        # internal error before).
+        "view_as": (lambda: Fn(lambda x, w: (x * w).view(16, 32).view_as(x), (16,)),
+                    lambda: g(4, 8, 16), "view_as"),
+        "expand_as": (lambda: Fn(lambda x, w: w.expand_as(x) * x, (16,)), lambda: g(8, 16),
+                      "expand_as"),
     }
 
 

@@ -27,6 +27,7 @@ std::optional<OpSignature> gather(const Graph& g, const Node& n) {
   const ir::Shape& self = g.meta(n.inputs.at(0)).shape;
   const ir::Shape& index = g.meta(n.inputs.at(1)).shape;
   if (self.size() != index.size()) return std::nullopt;
+  if (self.empty()) return identity_signature(g, n);  // scalars: no dim to index
   LetterPool pool;
   std::string letters = pool.fresh(static_cast<int64_t>(self.size()));
   int64_t dim = dim_attr(n, "dim", static_cast<int64_t>(self.size()), 0);
@@ -47,6 +48,7 @@ std::optional<OpSignature> gather(const Graph& g, const Node& n) {
 // index_select(self, dim, index [k]) -> self with dim resized to k.
 std::optional<OpSignature> index_select(const Graph& g, const Node& n) {
   const ir::Shape& self = g.meta(n.inputs.at(0)).shape;
+  if (self.empty()) return identity_signature(g, n);  // a scalar self: no dim to index
   LetterPool pool;
   std::string letters = pool.fresh(static_cast<int64_t>(self.size()));
   int64_t dim = dim_attr(n, "dim", static_cast<int64_t>(self.size()), 0);

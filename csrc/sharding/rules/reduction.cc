@@ -67,6 +67,7 @@ std::optional<OpSignature> along_dim(const Graph& g, const Node& n) {
 std::optional<OpSignature> topk(const Graph& g, const Node& n) {
   const ir::Shape& in = g.meta(n.inputs.at(0)).shape;
   int64_t rank = static_cast<int64_t>(in.size());
+  if (rank == 0) return identity_signature(g, n);  // no dim to keep whole
   LetterPool pool;
   std::string letters = pool.fresh(rank);
   int64_t d = dim_attr(n, "dim", rank, rank - 1);
@@ -114,6 +115,13 @@ void register_reduction_rules(RuleTable& t) {
   for (const char* op : {"amax", "amin", "max", "min", "var", "std", "var_mean", "prod",
                          "logsumexp", "norm", "argmax", "argmin", "all", "any"}) {
     t[op] = [](const Graph& g, const Node& n) { return reduce(g, n, false); };
+  }
+  // max.other / min.other(self, other): elementwise, like maximum/minimum.
+  for (const char* op : {"max", "min"}) {
+    t[op] = [](const Graph& g, const Node& n) {
+      return n.inputs.size() == 2 ? std::optional<OpSignature>(identity_signature(g, n))
+                                  : reduce(g, n, false);
+    };
   }
   for (const char* op : {"softmax", "_softmax", "log_softmax", "_log_softmax", "cumsum",
                          "cumprod", "sort", "argsort", "diff"}) {

@@ -47,12 +47,26 @@ std::optional<OpSignature> reshape_between(const ir::Shape& in, const ir::Shape&
   return sig;
 }
 
+// view_as / reshape_as / expand_as(self, other): `other` only lends the
+// output's shape, so it is laid out as the output.
+std::optional<OpSignature> with_shape_operand(std::optional<OpSignature> sig, const Graph& g,
+                                              const Node& n) {
+  for (size_t i = 1; sig && i < n.inputs.size(); ++i) {
+    const ir::Shape& s = g.meta(n.inputs[i]).shape;
+    sig->inputs.push_back(s == n.outputs.at(0).shape ? sig->outputs[0]
+                                                     : std::string(s.size(), kNoSplit));
+  }
+  return sig;
+}
+
 std::optional<OpSignature> reshape(const Graph& g, const Node& n) {
-  return reshape_between(g.meta(n.inputs.at(0)).shape, n.outputs.at(0).shape);
+  return with_shape_operand(
+      reshape_between(g.meta(n.inputs.at(0)).shape, n.outputs.at(0).shape), g, n);
 }
 
 std::optional<OpSignature> permute(const Graph& g, const Node& n) {
   int64_t rank = g.meta(n.inputs.at(0)).rank();
+  if (rank == 0) return identity_signature(g, n);  // a scalar: nothing to move
   LetterPool pool;
   std::string in = pool.fresh(rank), out = in;
   std::string_view base = ir::op_base_name(n.op);
@@ -84,13 +98,14 @@ std::optional<OpSignature> expand(const Graph& g, const Node& n) {
   OpSignature sig;
   sig.inputs = {broadcast_letters(in, out, lo)};
   sig.outputs = {lo};
-  return sig;
+  return with_shape_operand(sig, g, n);
 }
 
 // Ops that keep every dim but one whole-dim `dim` (slice, cat, split...).
 // `same_rank` outputs copy the input letters with `dim` never split.
 std::optional<OpSignature> along(const Graph& g, const Node& n, bool removes_dim) {
   int64_t rank = g.meta(n.inputs.at(0)).rank();
+  if (rank == 0) return identity_signature(g, n);  // roll/flip of a scalar
   LetterPool pool;
   std::string letters = pool.fresh(rank);
   int64_t d = dim_attr(n, "dim", rank, 0);

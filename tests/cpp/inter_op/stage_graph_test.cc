@@ -111,6 +111,19 @@ TEST(StageGraphTest, IntegerValuesCarryNoGradient) {
   EXPECT_TRUE(grad[2][0]);
 }
 
+TEST(StageGraphTest, ParameterReturnedAsIsIsAnOutputOfTheLastStage) {
+  // Found by mutating captured graphs: a graph output that is a parameter
+  // read by no op of the last stage threw std::out_of_range (map::at).
+  Chain c = chain();
+  c.graph.mutable_outputs()[0].value = ValueRef{ir::NodeId(2), 0};  // w1, read by layer 1
+  StageGraph last = extract_stage_graph(c.graph, c.layer, 2, 2, 3).value();
+  ASSERT_TRUE(ir::verify_graph(last.graph).ok()) << ir::verify_graph(last.graph).to_string();
+  ASSERT_EQ(last.graph.outputs().size(), 1u);
+  const ir::Node& out = last.graph.node(last.graph.outputs()[0].value.node);
+  EXPECT_EQ(out.kind, ir::NodeKind::kParameter);
+  EXPECT_EQ(out.target, "w1");
+}
+
 TEST(StageGraphTest, BadRangeIsAnError) {
   Chain c = chain();
   auto s = extract_stage_graph(c.graph, c.layer, 2, 1, 3);

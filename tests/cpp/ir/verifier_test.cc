@@ -166,8 +166,11 @@ TEST(VerifierTest, RanksTheRulesRelyOn) {
 TEST(VerifierTest, TensorsTheCostModelCanSum) {
   Graph g = testing::mlp_graph();
   g.mutable_node(NodeId(0)).outputs[0].shape = {int64_t{1} << 40, int64_t{1} << 40};
-  EXPECT_NE(error_of(g).find("node 'x' output #0 is f32[1099511627776,1099511627776], more "
-                             "than 2^50 bytes"), std::string::npos) << error_of(g);
+  EXPECT_NE(error_of(g).find("node 'x' output #0 is f32[1099511627776,1099511627776]: its "
+                             "dims multiply to more than 2^50 bytes"), std::string::npos)
+      << error_of(g);
+  g.mutable_node(NodeId(0)).outputs[0].shape.push_back(0);  // empty, dims still overflow
+  EXPECT_NE(error_of(g).find("dims multiply to more than 2^50 bytes"), std::string::npos);
   Graph h = testing::mlp_graph();
   h.mutable_node(NodeId(0)).outputs[0].shape = Shape(33, 1);
   EXPECT_EQ(error_of(h), "node 'x' output #0 has 33 dims; alpa_torch plans tensors of at most "
