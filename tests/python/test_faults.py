@@ -266,7 +266,16 @@ def _misfit_worker(rank, world):
         pmodel(torch.randn(6 if rank == 1 else 8, 32))
     except Exception as e:  # noqa: BLE001
         out["one rank"] = _failure(e)
+    # a backward still to run when the groups go: the C++ collectives say so
+    torch.manual_seed(0)
+    gmodel = alpa_torch.parallelize(FeedForward(32), (torch.randn(8, 32, requires_grad=True),),
+                                    mesh_shape=(1, 2), timeout=SHORT, cost_mode="alpa")
+    pending = gmodel(torch.randn(8, 32, requires_grad=True)).sum()
     dist.destroy_process_group()
+    try:
+        pending.backward()
+    except RuntimeError as e:
+        out["backward destroyed"] = str(e)
     for name, call in (("destroyed", lambda: pmodel(torch.randn(8, 32))),
                        ("pipeshard destroyed", lambda: pipe.step(ids, target, _lm_loss))):
         try:
@@ -289,6 +298,6 @@ def test_a_step_the_plan_does_not_fit_says_why():
         assert "call alpa_torch.parallelize() with an example of that shape" in out["shape"]
         assert "has shape [16, 8], but the plan was made for [8, 8] (4 microbatches of [2, 8]" \
             in out["pipeshard shape"], out["pipeshard shape"]
-        for name in ("destroyed", "pipeshard destroyed"):
+        for name in ("destroyed", "pipeshard destroyed", "backward destroyed"):
             assert "destroy_process_group() was called" in out[name], out
             assert "Could not resolve" not in out[name], out
