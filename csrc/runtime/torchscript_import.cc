@@ -24,6 +24,7 @@
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <algorithm>
@@ -36,6 +37,7 @@
 #include "ir/flops.h"
 #include "ir/op_name.h"
 #include "ir/verifier.h"
+#include "runtime/pickle_framing.h"
 #include "runtime/torchscript_import_support.h"
 
 namespace alpa::runtime {
@@ -657,9 +659,50 @@ core::StatusOr<ir::Graph> import_torchscript_file(const std::string& path,
                                    options);
 }
 
+namespace {
+
+/// The framing of every pickle torch::jit::load will read from the archive
+/// in `data` (pickle_framing.h), then `data` rewound. A stream that is not
+/// a readable zip is left to torch::jit::load to report.
+core::Status check_archive_pickles(std::istream& data, const std::string& what) {
+  data.seekg(0, std::ios::end);
+  const auto file_size = static_cast<uint64_t>(std::max<std::streamoff>(data.tellg(), 0));
+  data.seekg(0);
+  core::Status status = core::ok_status();
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(&data);
+    for (const std::string& name : reader.getAllRecords()) {
+      const bool pickle = name.size() > 4 && name.compare(name.size() - 4, 4, ".pkl") == 0;
+      if (!pickle) continue;  // not .debug_pkl: the importer does not load debug files
+      // Deflate expands at most 1032 times; a stored record is no larger than the file.
+      if (reader.getRecordSize(name) > 1100 * file_size) {
+        status = core::invalid_argument(what + " is damaged: its " + name + " says it holds " +
+                                        std::to_string(reader.getRecordSize(name)) +
+                                        " bytes in a file of " + std::to_string(file_size));
+        break;
+      }
+      auto [bytes, size] = reader.getRecord(name);
+      status = check_pickle_framing(
+          std::string_view(static_cast<const char*>(bytes.get()), size), name);
+      if (!status.ok()) break;
+    }
+  } catch (const std::exception&) {
+    // not a zip torch can read: torch::jit::load says why
+  }
+  data.clear();
+  data.seekg(0);
+  if (!status.ok()) {
+    return core::invalid_argument("cannot load " + what + ": " + status.message());
+  }
+  return core::ok_status();
+}
+
+}  // namespace
+
 core::StatusOr<ir::Graph> import_torchscript_stream(std::istream& data, const std::string& what,
                                                     const std::vector<c10::IValue>& example_inputs,
                                                     const TorchScriptImportOptions& options) {
+  ALPA_RETURN_IF_ERROR(check_archive_pickles(data, what));
   torch::jit::Module module;
   try {
     // Without the debug files (source ranges of the original Python): a

@@ -15,6 +15,7 @@
 
 #include "ir/json_format.h"
 #include "python/status_exceptions.h"
+#include "runtime/pickle_framing.h"
 #include "runtime/torchscript_import.h"
 
 namespace py = pybind11;
@@ -52,6 +53,16 @@ py::str import_torchscript_json(const py::object& source,
 }  // namespace
 
 void bind_torchscript(py::module_& m) {
+  m.def(
+      "check_pickle_framing",
+      [](const py::bytes& pickle, const std::string& name) {
+        const std::string bytes = pickle;
+        python::throw_if_error(check_pickle_framing(bytes, name));
+      },
+      py::arg("pickle"), py::arg("name") = "pickle",
+      "Raises ValueError when the pickle's opcodes declare lengths, lines or memo indexes "
+      "its bytes cannot hold (the check the importer runs on an archive's .pkl records "
+      "before torch::jit::load).");
   m.def("import_torchscript", &import_torchscript_json, py::arg("source"),
         py::arg("input_specs"), py::arg("method") = "forward",
         py::arg("input_names") = std::vector<std::string>{}, py::arg("graph_name") = "",
