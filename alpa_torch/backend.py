@@ -55,8 +55,12 @@ import torch.distributed as dist
 
 from alpa_torch.distributed import DEFAULT_TIMEOUT, MeshGroups
 
-_SOURCE = re.compile(r"^(?P<scope>[LG])\['(?P<root>[^']+)'\](?P<path>(?:\._modules\['[^']+'\])*)"
-                     r"\._parameters\['(?P<leaf>[^']+)'\]$")
+# Dynamo's name of where it read a graph input: a frame variable, then
+# subscripts and attributes, e.g. L['self']._modules['fc']._parameters['weight'],
+# or L['args'][0]._modules['model']... when a decorator (transformers 5 wraps
+# many forwards) is the frame being compiled.
+_SCOPE = re.compile(r"^(?P<scope>[LG])\['(?P<name>[^']+)'\]")
+_ACCESSOR = re.compile(r"\[(?P<index>-?\d+)\]|\['(?P<key>[^']*)'\]|\.(?P<attr>[A-Za-z_]\w*)")
 _PLAN_ONLY_OPTIONS = ("cluster", "memory_budget", "cost_mode", "mesh_alpha", "mesh_beta",
                       "plan_overrides", "optimizer", "time_limit_s", "num_threads")
 _OPTIONS = ("mesh_shape", "timeout") + _PLAN_ONLY_OPTIONS
@@ -204,18 +208,50 @@ def _unadopted_roots(gm, example_inputs) -> List[torch.nn.Module]:
             f"is compiling ({e}); alpa_torch is tested with torch 2.13. Use "
             f"alpa_torch.parallelize(model, example_args) instead") from e
     roots: Dict[int, torch.nn.Module] = {}
+    unowned: List[str] = []
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     for node, value in zip(placeholders, example_inputs):
         if not isinstance(value, torch.nn.Parameter):
             continue
-        m = _SOURCE.match(_source_name(node))
-        if m is None:
-            continue  # a parameter reached other than through a module: an input
-        scope = f_locals if m.group("scope") == "L" else f_globals
-        root = scope.get(m.group("root"))
-        if isinstance(root, torch.nn.Module) and not isinstance(root, AlpaCompiledModule):
+        root = _root_module(_source_name(node), f_locals, f_globals)
+        if root is None:
+            unowned.append(_source_name(node) or node.name)
+        elif not isinstance(root, AlpaCompiledModule):
             roots[id(root)] = root
+    if unowned:
+        warnings.warn(
+            f"alpa backend: {len(unowned)} parameter(s) of this graph are not read through a "
+            f"module of the frame being compiled (first: {unowned[0]}); they are planned as "
+            f"inputs and stay whole on every rank, unsharded. Compile the module itself "
+            f"(torch.compile(model, backend='alpa')) or use alpa_torch.parallelize(model, args)",
+            stacklevel=2)
     return list(roots.values())
+
+
+def _root_module(source: str, f_locals, f_globals) -> Optional[torch.nn.Module]:
+    """The first module on the path `source` names (see _SCOPE), or None."""
+    m = _SCOPE.match(source)
+    if m is None:
+        return None
+    scope = f_locals if m.group("scope") == "L" else f_globals
+    if m.group("name") not in scope:
+        return None
+    value, rest = scope[m.group("name")], source[m.end():]
+    while not isinstance(value, torch.nn.Module):
+        a = _ACCESSOR.match(rest)
+        if a is None:
+            return None
+        rest = rest[a.end():]
+        try:
+            if a.group("index") is not None:
+                value = value[int(a.group("index"))]
+            elif a.group("key") is not None:
+                value = value[a.group("key")]
+            else:
+                value = getattr(value, a.group("attr"))
+        except (LookupError, TypeError, AttributeError):
+            return None
+    return value
 
 
 class AlpaCompiledModule:
@@ -305,10 +341,25 @@ def _adopt(root: torch.nn.Module, opts) -> _RootState:
     fresh.__kwdefaults__ = original.__kwdefaults__
     backend = functools.partial(_inner_backend, state=state)
     state.compiled_forward = torch.compile(functools.partial(fresh, root), backend=backend)
-    root.__class__ = type(f"AlpaCompiled{cls.__name__}", (AlpaCompiledModule, cls), {})
+    root.__class__ = type(f"AlpaCompiled{cls.__name__}", (AlpaCompiledModule, cls),
+                          {"forward": _class_forward(original)})
     root._alpa_compile = state
     _register_optimizer_hook()
     return state
+
+
+def _class_forward(original):
+    """AlpaCompiledModule.forward as an entry of the adopted class's own
+    ``__dict__``, with the original forward's defaults: the frame being
+    compiled while the class changes (``torch.compile(model)`` of a module
+    whose forward has defaults, e.g. nn.TransformerEncoder) gets Dynamo
+    guards on ``type(model).__dict__['forward'].__defaults__``."""
+    forward = torch._dynamo.disable(
+        lambda self, *args, **kwargs: AlpaCompiledModule.forward(self, *args, **kwargs))
+    functools.update_wrapper(forward, original, assigned=("__module__", "__name__",
+                                                          "__qualname__", "__doc__"))
+    forward.__defaults__ = original.__defaults__
+    return forward
 
 
 def _inner_backend(gm, example_inputs, state: _RootState):

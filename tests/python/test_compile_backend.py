@@ -284,3 +284,40 @@ def test_listed_by_dynamo_in_a_fresh_interpreter():
     out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+# ---- forwards wrapped by a decorator (transformers 5) -----------------------------
+
+
+def _wrapped_forward_worker(rank, world):
+    import zoo
+    from torch.distributed.tensor import DTensor
+    model, batch = zoo.FAMILIES["llama"]()  # built as users do: use_cache defaults to True
+    # Alpa's cost conventions shard the heavy ops (not data parallelism)
+    compiled = torch.compile(model, backend="alpa",
+                             options={"mesh_shape": (1, 2), "cost_mode": "alpa"})
+    target = zoo.target_like(zoo.first_tensor(zoo.FAMILIES["llama"]()[0](*batch(0))))
+    opt = zoo.make_optimizer(model.parameters(), "sgd")
+    losses = []
+    for step in range(zoo.STEPS):
+        loss = zoo.mse(compiled(*batch(step)), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return (losses, all(isinstance(p, DTensor) for p in model.parameters()),
+            dict(model._alpa_compile.specs), len(model.alpa_plans))
+
+
+def test_decorated_forward_is_adopted_and_sharded():
+    # transformers 5 wraps LlamaForCausalLM.forward in a decorator, so the
+    # frame Dynamo compiles is the wrapper and the model is L['args'][0]:
+    # the backend ran it unsharded, and with the key/value cache among the
+    # graph outputs its GQA attention plan computed wrong logits.
+    import zoo
+    results = run_ranks(_wrapped_forward_worker, 2, timeout=600)
+    ref_losses, _ = zoo.reference("llama", "sgd")
+    for rank, (losses, all_dtensor, specs, plans) in enumerate(results):
+        assert all_dtensor, f"rank {rank}: parameters left whole: {specs}"
+        assert plans >= 1 and any(set(s) - {"R"} for s in specs.values()), specs
+        np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, err_msg=f"rank {rank} {specs}")
