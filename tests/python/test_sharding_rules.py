@@ -41,6 +41,11 @@ def cases():
         "embedding": (lambda: torch.nn.Embedding(16, 8), lambda: torch.randint(0, 16, (4, 8)), "embedding"),
         "sdpa": (lambda: Fn(lambda x, w: F.scaled_dot_product_attention(x * w, x, x), (8,)),
                  lambda: g(4, 4, 8, 8), "scaled_dot_product_attention"),
+        # Grouped-query attention: 8 query heads read 4 key/value heads; a
+        # split of the query heads must split the key heads with them.
+        "sdpa_gqa": (lambda: Fn(lambda x, w: F.scaled_dot_product_attention(
+            x * w, x[:, :4], x[:, 4:], is_causal=True, enable_gqa=True), (8,)),
+            lambda: g(2, 8, 8, 8), "scaled_dot_product_attention"),
         "sum": (lambda: Fn(lambda x, w: (x * w).sum(dim=1), (16,)), lambda: g(8, 16), "sum"),
         "mean": (lambda: Fn(lambda x, w: (x * w).mean(dim=0), (16,)), lambda: g(8, 16), "mean"),
         "add_broadcast": (lambda: Fn(lambda x, b: x + b, (16,)), lambda: g(8, 16), "add"),
