@@ -72,3 +72,12 @@ MODELS = {
 def model_case(request):
     model, args = MODELS[request.param]()
     return request.param, model, args
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The model zoo's table (test_model_zoo.py), when it ran."""
+    zoo = sys.modules.get("zoo")
+    table = getattr(zoo, "LAST_TABLE", None)
+    if table:
+        terminalreporter.write_sep("=", "model zoo")
+        terminalreporter.write_line(table)

@@ -296,7 +296,7 @@ def _wrapped_forward_worker(rank, world):
     # Alpa's cost conventions shard the heavy ops (not data parallelism)
     compiled = torch.compile(model, backend="alpa",
                              options={"mesh_shape": (1, 2), "cost_mode": "alpa"})
-    target = zoo.target_like(zoo.first_tensor(zoo.FAMILIES["llama"]()[0](*batch(0))))
+    target = zoo.loss_target("llama", batch)
     opt = zoo.make_optimizer(model.parameters(), "sgd")
     losses = []
     for step in range(zoo.STEPS):
