@@ -2,10 +2,33 @@
 // q [..., s, d], k [..., t, d], v [..., t, e] -> [..., s, e]. Batch and head
 // dims split freely (Megatron splits heads); queries s may split; the key
 // length t and head dim d stay whole, since softmax needs complete scores.
+//
+// Grouped-query attention (enable_gqa): q has H heads, k and v have H/r;
+// query head h reads key head h / r. Contiguous chunks of the heads keep
+// that map local (chunk i of q's heads reads chunk i of k's), so one letter
+// labels both heads dims and the split must divide the key/value heads.
+#include <variant>
+
 #include "sharding/op_signature.h"
 
 namespace alpa::sharding {
 namespace {
+
+// True when `n` is an enable_gqa attention whose k/v have fewer heads than q
+// (dim -3), a whole fraction of them.
+bool gqa_heads(const ir::Graph& g, const ir::Node& n, const ir::Shape& q) {
+  const ir::Attr* flag = n.attr("enable_gqa");
+  if (flag == nullptr || !std::holds_alternative<bool>(*flag) || !std::get<bool>(*flag)) return false;
+  if (q.size() < 3) return false;
+  int64_t hq = q.end()[-3];
+  for (size_t i : {1, 2}) {
+    const ir::Shape& kv = g.meta(n.inputs[i]).shape;
+    if (kv.size() != q.size()) return false;
+    int64_t hk = kv.end()[-3];
+    if (hk == hq || hk <= 0 || hq % hk != 0) return false;
+  }
+  return true;
+}
 
 std::optional<OpSignature> sdpa(const ir::Graph& g, const ir::Node& n) {
   if (n.inputs.size() < 3) return std::nullopt;
@@ -27,6 +50,10 @@ std::optional<OpSignature> sdpa(const ir::Graph& g, const ir::Node& n) {
     full.push_back(q[q.size() - 2]);
     full.push_back(g.meta(n.inputs[1]).shape.end()[-2]);
     sig.inputs.push_back(broadcast_letters(g.meta(n.inputs[i]).shape, full, batch + s + t));
+  }
+  if (gqa_heads(g, n, q)) {
+    char heads = batch.back();
+    for (size_t i : {1, 2}) sig.inputs[i][sig.inputs[i].size() - 3] = heads;
   }
   sig.unsplittable = {t, d};
   sig.outputs = {batch + s + e};
