@@ -15,7 +15,7 @@ import torch
 from alpa_torch import _C
 from alpa_torch.capture import CapturedGraph, capture
 from alpa_torch.cluster import Cluster, as_cluster
-from alpa_torch.plan import Plan
+from alpa_torch.plan import Plan, with_megatron_baseline
 
 _OPTIMIZER_STATE = {"adam": 2.0, "adamw": 2.0, "sgd": 0.0, "sgd_momentum": 1.0,
                     "adagrad": 1.0, "rmsprop": 1.0}
@@ -168,9 +168,14 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
             num_micro_batches, schedule, int(num_layers or 0), float(layer_eps),
             list(layer_boundaries or []), meshes, max_num_stages, progress)
         return Plan(result["plan_json"], result["solver"])
-    result = _C.plan_intra_op(
-        graph.graph, resolved.to_json(), list(shape), budget, cost_mode,
-        None if mesh_alpha is None else [float(a) for a in mesh_alpha],
-        None if mesh_beta is None else [float(b) for b in mesh_beta],
-        pinned, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))
-    return Plan(result["plan_json"], result["solver"])
+    def intra_op(overrides):
+        result = _C.plan_intra_op(
+            graph.graph, resolved.to_json(), list(shape), budget, cost_mode,
+            None if mesh_alpha is None else [float(a) for a in mesh_alpha],
+            None if mesh_beta is None else [float(b) for b in mesh_beta],
+            overrides, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))
+        return Plan(result["plan_json"], result["solver"])
+    chosen = intra_op(pinned)
+    if pinned or cost_mode != "seconds":
+        return chosen
+    return with_megatron_baseline(chosen, graph, intra_op)
