@@ -89,7 +89,8 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
          layer_boundaries: Optional[Sequence[str]] = None,
          stage_meshes: Optional[Sequence[Sequence[int]]] = None,
          max_num_stages: Optional[int] = None,
-         progress: Optional[Callable[[int, int], Any]] = None) -> Plan:
+         progress: Optional[Callable[[int, int], Any]] = None,
+         compare_megatron: bool = True) -> Plan:
     """Plan how to shard ``module`` on a device mesh (Alpa's intra-op pass).
 
     Args:
@@ -128,6 +129,12 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         ILPs known so far; it grows when the planner solves chosen composed
         stages whole, or costs the stages its balance rule skipped). An
         exception raised by it stops planning and propagates out of ``plan``.
+
+      compare_megatron: intra_op in cost mode "seconds" without
+        plan_overrides: also plan the Megatron layout pinned
+        (``alpa_torch.plan.megatron_overrides``, one ILP per candidate
+        tensor-parallel axis), note both predicted times in ``explain()``
+        and keep the Megatron plan when it is within 0.1% or faster.
 
     Raises ``PlanInfeasibleError`` when no plan fits the memory budget.
     """
@@ -176,6 +183,6 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
             overrides, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))
         return Plan(result["plan_json"], result["solver"])
     chosen = intra_op(pinned)
-    if pinned or cost_mode != "seconds":
+    if pinned or cost_mode != "seconds" or not compare_megatron:
         return chosen
     return with_megatron_baseline(chosen, graph, intra_op)

@@ -326,7 +326,7 @@ def with_megatron_baseline(chosen: Plan, graph, plan_with_overrides) -> Plan:
                 f"{len(pins) - n_row} column- and {n_row} row-split weights pinned)")
         try:
             pinned = plan_with_overrides(pins)
-        except (PlanInfeasibleError, ValueError) as e:
+        except (PlanInfeasibleError, ValueError, NotImplementedError) as e:
             notes.append(f"{what}: no plan ({str(e).splitlines()[0]})")
             continue
         t, t0 = pinned.predicted_step_time, chosen.predicted_step_time

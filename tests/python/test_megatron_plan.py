@@ -67,3 +67,13 @@ def test_wide_llama_plan_is_megatron(wide_llama):
     text = plan.explain()
     assert "Megatron baseline (tensor-parallel on mesh axes [0]" in text
     assert "vs the solver's" in text
+
+
+def test_two_dimensional_mesh_compares_every_tensor_parallel_axis(wide_llama):
+    plan = alpa_torch.plan(wide_llama, mesh_shape=(2, 2), cluster="a100-40gb")
+    text = plan.explain()
+    for axes in ("[1]", "[0]", "[0, 1]"):
+        assert f"Megatron baseline (tensor-parallel on mesh axes {axes}" in text, text[:2000]
+    skipped = alpa_torch.plan(wide_llama, mesh_shape=(2, 2), cluster="a100-40gb",
+                              compare_megatron=False)
+    assert not any("Megatron" in n for n in skipped.notes)
