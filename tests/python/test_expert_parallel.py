@@ -73,13 +73,19 @@ def test_mixtral_experts_are_split_on_four_devices():
 
 
 def _worker(rank, world):
-    model, args = tiny_mixtral()
-    overrides = expert_overrides(alpa_torch.capture(model, args))
-    pmodel = alpa_torch.parallelize(model, args, mesh_shape=(1, 2), plan_overrides=overrides)
-    losses = train(pmodel, args)
-    state = {k: v.detach().numpy().copy() for k, v in pmodel.full_state_dict().items()}
-    nodes = pmodel.alpa_plan.stages[0].node_specs
-    return losses, state, {k: v["strategy"] for k, v in nodes.items() if "grouped_mm" in k}
+    out = {}
+    for label in ("expert_split", "planned"):
+        model, args = tiny_mixtral()
+        # expert_split: pinned by expert; planned: Alpa's cost mode, which
+        # splits each expert's weights by columns then rows
+        options = ({"plan_overrides": expert_overrides(alpa_torch.capture(model, args))}
+                   if label == "expert_split" else {"cost_mode": "alpa"})
+        pmodel = alpa_torch.parallelize(model, args, mesh_shape=(1, 2), **options)
+        losses = train(pmodel, args)
+        state = {k: v.detach().numpy().copy() for k, v in pmodel.full_state_dict().items()}
+        nodes = pmodel.alpa_plan.stages[0].node_specs
+        out[label] = (losses, state, {k: v["strategy"] for k, v in nodes.items() if "grouped_mm" in k})
+    return out
 
 
 def test_mixtral_expert_split_training_equals_single_process():
@@ -87,10 +93,12 @@ def test_mixtral_expert_split_training_equals_single_process():
     model, args = tiny_mixtral()
     ref_losses = train(model, args)
     ref_state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    for rank, (losses, state, strategies) in enumerate(results):
-        # each rank multiplies the rows of its 2 of the 4 experts
-        assert strategies and all(s == "RR = RR x S0RR x R" for s in strategies.values()), strategies
-        np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, err_msg=f"rank {rank}")
-        for key in ref_state:
-            np.testing.assert_allclose(state[key], ref_state[key], rtol=1e-5, atol=1e-6,
-                                       err_msg=f"rank {rank}: {key}")
+    expected = {"expert_split": {"RR = RR x S0RR x R"},  # 2 of the 4 experts per rank
+                "planned": {"RS0x2 = RR x RRS0x2 x R", "RR = RS0 x RS0R x R"}}
+    for rank, result in enumerate(results):
+        for label, (losses, state, strategies) in result.items():
+            assert set(strategies.values()) == expected[label], (label, strategies)
+            np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, err_msg=f"{label} rank {rank}")
+            for key in ref_state:
+                np.testing.assert_allclose(state[key], ref_state[key], rtol=1e-5, atol=1e-6,
+                                           err_msg=f"{label} rank {rank}: {key}")
