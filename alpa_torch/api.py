@@ -15,7 +15,7 @@ import torch
 from alpa_torch import _C
 from alpa_torch.capture import CapturedGraph, capture
 from alpa_torch.cluster import Cluster, as_cluster
-from alpa_torch.plan import Plan
+from alpa_torch.plan import Plan, with_megatron_baseline
 
 _OPTIMIZER_STATE = {"adam": 2.0, "adamw": 2.0, "sgd": 0.0, "sgd_momentum": 1.0,
                     "adagrad": 1.0, "rmsprop": 1.0}
@@ -89,7 +89,8 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
          layer_boundaries: Optional[Sequence[str]] = None,
          stage_meshes: Optional[Sequence[Sequence[int]]] = None,
          max_num_stages: Optional[int] = None,
-         progress: Optional[Callable[[int, int], Any]] = None) -> Plan:
+         progress: Optional[Callable[[int, int], Any]] = None,
+         compare_megatron: bool = True) -> Plan:
     """Plan how to shard ``module`` on a device mesh (Alpa's intra-op pass).
 
     Args:
@@ -128,6 +129,12 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         ILPs known so far; it grows when the planner solves chosen composed
         stages whole, or costs the stages its balance rule skipped). An
         exception raised by it stops planning and propagates out of ``plan``.
+
+      compare_megatron: intra_op in cost mode "seconds" without
+        plan_overrides: also plan the Megatron layout pinned
+        (``alpa_torch.plan.megatron_overrides``, one ILP per candidate
+        tensor-parallel axis), note both predicted times in ``explain()``
+        and keep the Megatron plan when it is within 0.1% or faster.
 
     Raises ``PlanInfeasibleError`` when no plan fits the memory budget.
     """
@@ -168,9 +175,14 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
             num_micro_batches, schedule, int(num_layers or 0), float(layer_eps),
             list(layer_boundaries or []), meshes, max_num_stages, progress)
         return Plan(result["plan_json"], result["solver"])
-    result = _C.plan_intra_op(
-        graph.graph, resolved.to_json(), list(shape), budget, cost_mode,
-        None if mesh_alpha is None else [float(a) for a in mesh_alpha],
-        None if mesh_beta is None else [float(b) for b in mesh_beta],
-        pinned, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))
-    return Plan(result["plan_json"], result["solver"])
+    def intra_op(overrides):
+        result = _C.plan_intra_op(
+            graph.graph, resolved.to_json(), list(shape), budget, cost_mode,
+            None if mesh_alpha is None else [float(a) for a in mesh_alpha],
+            None if mesh_beta is None else [float(b) for b in mesh_beta],
+            overrides, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))
+        return Plan(result["plan_json"], result["solver"])
+    chosen = intra_op(pinned)
+    if pinned or cost_mode != "seconds" or not compare_megatron:
+        return chosen
+    return with_megatron_baseline(chosen, graph, intra_op)

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.fx
 
-from alpa_torch import _C, local_ops
+from alpa_torch import _C, expert_ops, local_ops
 from alpa_torch.capture import schema_arguments
 from alpa_torch.distributed import MeshGroups
 from alpa_torch.runtime import load_runtime
@@ -267,7 +267,12 @@ class _Rewriter:
         elif sync_axes is not None and "batch_norm" in base:
             result = self._sync_batch_norm(args, node, sync_axes)
         elif partial_axes is not None:
-            result = self._partial_sum_op(node.target, base, args, kwargs, partial_axes, len(out_specs))
+            target = node.target
+            if base in expert_ops.GROUPED_MM and Spec.parse(ns["inputs"][1]).dims[0]:
+                # experts split: this rank's rows only (alpa_torch/expert_ops.py)
+                piece = Spec.parse(ns["inputs"][1]).pieces(self.mesh)[0][0]
+                target, args = expert_ops.grouped_mm_experts, [node.target] + list(args) + [piece]
+            result = self._partial_sum_op(target, base, args, kwargs, partial_axes, len(out_specs))
             if _is_mean(base, node):
                 # local means summed over the group: divide by the piece count
                 pieces = math.prod(self.mesh.shape[a] for a in partial_axes)

@@ -13,7 +13,8 @@ namespace alpa::ir {
 namespace {
 
 const std::set<std::string, std::less<>> kMatmulOps = {
-    "mm", "addmm", "bmm", "baddbmm", "linear", "matmul", "einsum", "addbmm"};
+    "mm", "addmm", "bmm", "baddbmm", "linear", "matmul", "einsum", "addbmm",
+    "grouped_mm_fallback", "_grouped_mm"};  // MoE: each row meets one expert
 const std::set<std::string, std::less<>> kConvOps = {
     "convolution", "conv1d", "conv2d", "conv3d", "_convolution"};
 const std::set<std::string, std::less<>> kAttentionOps = {

@@ -1,14 +1,34 @@
 // This file implements scaled_dot_product_attention:
 // q [..., s, d], k [..., t, d], v [..., t, e] -> [..., s, e]. Batch and head
-// dims split freely (Megatron splits heads; grouped key/value heads split
-// with them); queries s may split unless the mask is causal; the key
-// length t and head dim d stay whole, since softmax needs complete scores.
-#include <algorithm>
+// dims split freely (Megatron splits heads); queries s may split unless
+// the mask is causal; the key length t and head dim d stay whole, since softmax needs complete scores.
+//
+// Grouped-query attention (enable_gqa): q has H heads, k and v have H/r;
+// query head h reads key head h / r. Contiguous chunks of the heads keep
+// that map local (chunk i of q's heads reads chunk i of k's), so one letter
+// labels both heads dims and the split must divide the key/value heads.
+#include <variant>
 
 #include "sharding/op_signature.h"
 
 namespace alpa::sharding {
 namespace {
+
+// True when `n` is an enable_gqa attention whose k/v have fewer heads than q
+// (dim -3), a whole fraction of them.
+bool gqa_heads(const ir::Graph& g, const ir::Node& n, const ir::Shape& q) {
+  const ir::Attr* flag = n.attr("enable_gqa");
+  if (flag == nullptr || !std::holds_alternative<bool>(*flag) || !std::get<bool>(*flag)) return false;
+  if (q.size() < 3) return false;
+  int64_t hq = q.end()[-3];
+  for (size_t i : {1, 2}) {
+    const ir::Shape& kv = g.meta(n.inputs[i]).shape;
+    if (kv.size() != q.size()) return false;
+    int64_t hk = kv.end()[-3];
+    if (hk == hq || hk <= 0 || hq % hk != 0) return false;
+  }
+  return true;
+}
 
 std::optional<OpSignature> sdpa(const ir::Graph& g, const ir::Node& n) {
   if (n.inputs.size() < 3) return std::nullopt;
@@ -18,21 +38,10 @@ std::optional<OpSignature> sdpa(const ir::Graph& g, const ir::Node& n) {
   std::string batch = pool.fresh(static_cast<int64_t>(q.size()) - 2);
   char s = pool.next(), d = pool.next(), t = pool.next(), e = pool.next();
   ir::Shape batch_shape(q.begin(), q.end() - 2);
-  // Keys and values: a batch dim of q's size, or 1 (broadcast), as usual.
-  // A smaller dim that divides q's is grouped-query attention (enable_gqa):
-  // q head h reads key head h / (Hq / Hkv), so a split of q's heads is right
-  // only with the same split of the key heads (contiguous groups stay
-  // together); the one letter makes the split divide both.
   auto with_batch = [&](size_t i, std::string tail) {
     const ir::Shape& shape = g.meta(n.inputs[i]).shape;
     ir::Shape b(shape.begin(), shape.end() - 2);
-    std::string letters = broadcast_letters(b, batch_shape, batch);
-    const size_t offset = batch_shape.size() - std::min(b.size(), batch_shape.size());
-    for (size_t k = 0; k < b.size() && k + offset < batch_shape.size(); ++k) {
-      const int64_t full = batch_shape[k + offset];
-      if (b[k] > 1 && b[k] < full && full % b[k] == 0) letters[k] = batch[k + offset];
-    }
-    return letters + tail;
+    return broadcast_letters(b, batch_shape, batch) + tail;
   };
   OpSignature sig;
   sig.inputs = {batch + s + d, with_batch(1, {t, d}), with_batch(2, {t, e})};
@@ -41,6 +50,10 @@ std::optional<OpSignature> sdpa(const ir::Graph& g, const ir::Node& n) {
     full.push_back(q[q.size() - 2]);
     full.push_back(g.meta(n.inputs[1]).shape.end()[-2]);
     sig.inputs.push_back(broadcast_letters(g.meta(n.inputs[i]).shape, full, batch + s + t));
+  }
+  if (gqa_heads(g, n, q)) {
+    char heads = batch.back();
+    for (size_t i : {1, 2}) sig.inputs[i][sig.inputs[i].size() - 3] = heads;
   }
   sig.unsplittable = {t, d};
   // A causal mask is applied from each query's position: split queries

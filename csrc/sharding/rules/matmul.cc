@@ -3,6 +3,15 @@
 // the product), linear "...k,nk->...n", matmul with broadcast batch dims, and
 // einsum itself. Splitting k (contracted) gives partial sums: Megatron's
 // row-parallel layer; splitting n gives the column-parallel layer.
+//
+// Grouped matmul of mixture-of-experts layers (transformers'
+// grouped_mm_fallback, aten._grouped_mm): rows of x [t, k] sorted by expert,
+// expert weights w [e, k, n], offs [e] the cumulative row count per expert:
+// "tk,ekn,e->tn". Splitting e is expert parallelism: each device holds E/n
+// experts and computes the rows routed to them, zeros elsewhere, so the
+// output is a sum over devices (forward all-reduce; by duality x's gradient
+// is all-reduced in backward). t stays whole (which rows belong to which
+// expert is known only at run time) and offs stays replicated.
 #include <map>
 
 #include "ir/op_name.h"
@@ -113,6 +122,18 @@ std::optional<OpSignature> einsum(const Graph& g, const Node& n) {
   return sig;
 }
 
+std::optional<OpSignature> grouped_mm(const Graph& g, const Node& n) {
+  if (n.inputs.size() != 3 || shape_of(g, n, 0).size() != 2 || shape_of(g, n, 1).size() != 3 ||
+      shape_of(g, n, 2).size() != 1 || n.outputs.size() != 1) {
+    return std::nullopt;
+  }
+  OpSignature sig;
+  sig.inputs = {"tk", "ekn", std::string(1, kNoSplit)};
+  sig.outputs = {"tn"};
+  sig.unsplittable = "t";
+  return sig;
+}
+
 }  // namespace
 
 void register_matmul_rules(RuleTable& t) {
@@ -123,6 +144,8 @@ void register_matmul_rules(RuleTable& t) {
   t["linear"] = linear;
   t["matmul"] = matmul;
   t["einsum"] = einsum;
+  t["grouped_mm_fallback"] = grouped_mm;
+  t["_grouped_mm"] = grouped_mm;
 }
 
 }  // namespace alpa::sharding
