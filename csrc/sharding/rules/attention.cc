@@ -1,7 +1,8 @@
 // This file implements scaled_dot_product_attention:
 // q [..., s, d], k [..., t, d], v [..., t, e] -> [..., s, e]. Batch and head
 // dims split freely (Megatron splits heads); queries s may split unless
-// the mask is causal; the key length t and head dim d stay whole, since softmax needs complete scores.
+// the mask is causal; the key length t and head dim d stay whole, since
+// softmax needs complete scores.
 //
 // Grouped-query attention (enable_gqa): q has H heads, k and v have H/r;
 // query head h reads key head h / r. Contiguous chunks of the heads keep
