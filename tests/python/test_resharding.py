@@ -2,15 +2,19 @@
 puts it, forward and backward (issue 12, defect 1: S01 -> S1 swapped batch
 rows 1 and 2 on a (2, 2) mesh).
 
-The property tests run the rewrite's own resharding (``_Rewriter.reshard``,
-the steps of ``_C.plan_reshard`` as the runtime executes them) eagerly on
-Gloo, for every pair of specs of a 2-D and a 3-D tensor (R, S0, S1, S01,
-S10 per dim, partial sums, block layouts on the 2-D one) on (2, 2) and
-(2, 4): one launch per mesh, the pairs looped inside the workers. The
-expected pieces are computed here from the spec notation (DESIGN §4), not
-by the runtime. The C++ twin, tests/cpp/sharding/resharding_exhaustive_test.cc,
-simulates the same steps on index lists for more meshes."""
+Random Linear-GELU-Linear graphs with random pinned strategies on (2, 2)
+must equal single-process forward and backward. The property tests run
+the rewrite's own resharding (``_Rewriter.reshard``: the steps of
+``_C.plan_reshard`` as the runtime executes them) eagerly on Gloo, for
+every pair of specs of a 2-D and a 3-D tensor (R, S0, S1, S01, S10 per
+dim, partial sums; block layouts on the 2-D one) on (2, 2), and of the
+3-D one on (2, 4): one launch per mesh, the pairs looped inside the
+workers. The expected pieces are computed here from the spec notation
+(DESIGN §4), not by the runtime. The C++ twin,
+tests/cpp/sharding/resharding_exhaustive_test.cc, simulates the same
+steps on index lists for more meshes and block layouts."""
 import itertools
+import random
 import types
 
 import numpy as np
@@ -47,6 +51,39 @@ def _pinned_s01_to_s1(rank):
     model, x = _two_linears()
     pmodel = alpa_torch.parallelize(model, (x,), mesh_shape=(2, 2), plan_overrides=PINS)
     return _forward_backward(pmodel, x)
+
+
+def _mlp():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.Linear(8, 4))
+    x = torch.randn(4, 2, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    return model, x
+
+
+def _random_pins(count, seed=12):
+    """`count` random strategy pins of _mlp's two Linears on (2, 2) whose
+    edge reshards in two steps or more (the same on every rank)."""
+    import alpa_torch
+    from alpa_torch import _C
+    graph = alpa_torch.capture(*_mlp()).graph
+    first, second = (_C.node_strategies(graph, n, [2, 2]) for n in ("linear", "linear_1"))
+    rng, pins = random.Random(seed), []
+    while len(pins) < count:
+        a, b = rng.choice(first), rng.choice(second)
+        pin = {"linear": a[0], "linear_1": b[0]}
+        if len(_C.plan_reshard(a[2][0], b[1][0], [4, 2, 8], [2, 2])) >= 2 and pin not in pins:
+            pins.append(pin)
+    return pins
+
+
+def _random_graphs(rank, count):
+    import alpa_torch
+    out = []
+    for pins in _random_pins(count):
+        model, x = _mlp()
+        pmodel = alpa_torch.parallelize(model, (x,), mesh_shape=(2, 2), plan_overrides=pins)
+        out.append((pins, _forward_backward(pmodel, x)))
+    return out
 
 
 # ---- every pair of specs, eagerly ------------------------------------------------
@@ -163,9 +200,13 @@ def _valid(_C, spec, shape, mesh_shape):
         return False
 
 
+RANDOM_GRAPHS = 4
+
+
 def _mesh22_worker(rank, world):
     cases = [((16, 16), _specs(2, blocks=True)), ((4, 4, 8), _specs(3, blocks=False))]
-    return _all_pairs(rank, world, (2, 2), cases), _pinned_s01_to_s1(rank)
+    return _all_pairs(rank, world, (2, 2), cases), _pinned_s01_to_s1(rank), \
+        _random_graphs(rank, RANDOM_GRAPHS)
 
 
 def _mesh24_worker(rank, world):
@@ -195,16 +236,30 @@ def test_s01_batch_resharded_to_s1_keeps_row_order():
     """Issue 12: fc1 leaves the batch S01, fc2 reads it S1; the plan's
     gather on axis 0 alone gave device (0, j) rows j and 2 + j."""
     ref_out, ref_dx, ref_grads = _forward_backward(*_two_linears())
-    for rank, (_, (out, dx, grads)) in enumerate(_mesh22_results()):
-        np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-6, err_msg=f"rank {rank} output")
-        np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5, err_msg=f"rank {rank} input grad")
-        for name, g in ref_grads.items():
-            np.testing.assert_allclose(grads[name], g, rtol=1e-5, atol=1e-5,
-                                       err_msg=f"rank {rank} grad of {name}")
+    for rank, (_, got, _) in enumerate(_mesh22_results()):
+        _assert_same(got, (ref_out, ref_dx, ref_grads), f"rank {rank}")
+
+
+def _assert_same(got, ref, label):
+    (out, dx, grads), (ref_out, ref_dx, ref_grads) = got, ref
+    np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-6, err_msg=f"{label}: output")
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5, err_msg=f"{label}: input grad")
+    for name, g in ref_grads.items():
+        np.testing.assert_allclose(grads[name], g, rtol=1e-5, atol=1e-5, err_msg=f"{label}: grad of {name}")
+
+
+def test_random_pinned_graphs_equal_single_process_on_2x2():
+    """Random strategies for both Linears of Linear-GELU-Linear: whatever
+    the edge between them reshards, forward and backward are exact."""
+    ref = _forward_backward(*_mlp())
+    for rank, (_, _, graphs) in enumerate(_mesh22_results()):
+        assert len(graphs) == RANDOM_GRAPHS
+        for pins, got in graphs:
+            _assert_same(got, ref, f"rank {rank}, pins {pins}")
 
 
 def test_every_spec_pair_reshards_exactly_on_2x2():
-    _assert_all_pairs([pairs for pairs, _ in _mesh22_results()])
+    _assert_all_pairs([pairs for pairs, _, _ in _mesh22_results()])
 
 
 def test_every_spec_pair_reshards_exactly_on_2x4():
