@@ -109,7 +109,6 @@ void plan_partials(const ShardingSpec& from, const ShardingSpec& to, Walk& walk,
   for (int a : from.partial) {
     if (!has(to.partial, a)) pending.push_back(a);
   }
-  walk.set_partial(from.partial);
   for (bool moved = true; moved;) {
     moved = false;
     for (auto it = pending.begin(); it != pending.end(); ++it) {
@@ -123,7 +122,7 @@ void plan_partials(const ShardingSpec& from, const ShardingSpec& to, Walk& walk,
     }
   }
   for (int a : pending) steps.push_back({ReshardOp::kAllReduce, a, -1, -1});
-  walk.set_partial(to.partial);
+  walk.set_partial(to.partial);  // the sums B keeps hold their axes
 }
 
 // Every slice that is local now: dim d on track, B's next axis free.
