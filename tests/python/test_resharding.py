@@ -18,6 +18,7 @@ import random
 import types
 
 import numpy as np
+import pytest
 import torch
 
 from dist_harness import run_ranks
@@ -271,3 +272,9 @@ def test_spec_list_covers_the_notation():
     for text in ("RR", "S01R", "RS10", "S0S1", "S1S0", "RRP01", "S0RP1", "S01x2R", "RS1x2P0"):
         assert text in specs, text
     assert len(specs) == len(set(specs)) == 18 + 16  # 16 split dims take a block variant
+
+
+def test_resharding_whole_values_to_partial_sums_is_refused():
+    from alpa_torch import _C
+    with pytest.raises(NotImplementedError, match="reshard to 'RR' without the P suffix"):
+        _C.plan_reshard("S0R", "RRP0", [8, 8], [2, 2])
