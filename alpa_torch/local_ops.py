@@ -41,6 +41,34 @@ def gather_dim(x: torch.Tensor, dim: int, block: int, group: str, node: str = ""
     return _merge_block(whole, dim)
 
 
+def reshard_steps(call, value, steps, src_blocks: Sequence[int], dst_blocks: Sequence[int],
+                  group) -> torch.Tensor:
+    """Runs the planner's resharding steps (``_C.plan_reshard``: (op, mesh
+    axis, from dim, to dim) each) in their order, each a local slice or a
+    collective over one mesh axis (csrc/sharding/resharding.h). `call(fn,
+    *args)` applies one op: an FX node in the rewrite, the op itself when
+    run eagerly; `group([axis])` names the axis's process group. A dim is
+    gathered with the source's block layout and cut with the target's."""
+    ops = torch.ops.alpa
+    for op, axis, f, t in steps:
+        g = group([axis])
+        if op == "all_reduce":
+            value = call(ops.all_reduce, value, g)
+        elif op == "reduce_scatter":
+            value = call(shard_dim, call(ops.all_reduce, value, g), t, dst_blocks[t], g)
+        elif op == "slice":
+            value = call(shard_dim, value, t, dst_blocks[t], g)
+        elif op == "all_to_all" and src_blocks[f] == 1 and dst_blocks[t] == 1:
+            value = call(ops.all_to_all, value, f, t, g)
+        elif op == "all_to_all":
+            value = call(shard_dim, call(gather_dim, value, f, src_blocks[f], g), t, dst_blocks[t], g)
+        elif op == "all_gather":
+            value = call(gather_dim, value, f, src_blocks[f], g)
+        else:
+            raise ValueError(f"unknown resharding step {op!r} (from _C.plan_reshard)")
+    return value
+
+
 def take_local(x: torch.Tensor, pieces: Sequence[Sequence[int]]) -> torch.Tensor:
     """Local slice of a tensor every rank computed whole (factories):
     pieces[d] = (index, count, block)."""

@@ -152,53 +152,7 @@ class _Rewriter:
         if src == dst:
             return value
         steps = _C.plan_reshard(_spec_text(src), _spec_text(dst), shape, self.mesh_shape)
-        multi_axis = any(len(a) > 1 for a in src.dims + dst.dims) or any(
-            s[0] == "all_to_all" and s[2] == s[3] and len(dst.dims[s[3]]) > 1 for s in steps)
-        if multi_axis and any(s[0] == "all_to_all" for s in steps):
-            # An all-to-all per axis cannot keep the S01 piece order: on the
-            # axes involved, gather to the replicated layout first (inner
-            # axis first), then slice to the target (outer axis first).
-            axes = {s[1] for s in steps}
-            # Every dim split over an involved axis goes through replicated
-            # whole (a partial gather of an S01 dim is not contiguous).
-            changed = True
-            while changed:
-                changed = False
-                for dim_axes in src.dims + dst.dims:
-                    if set(dim_axes) & axes and not set(dim_axes) <= axes:
-                        axes |= set(dim_axes)
-                        changed = True
-            for d, dim_axes in enumerate(src.dims):
-                for a in reversed(dim_axes):
-                    if a in axes:
-                        value = self.call(local_ops.gather_dim, value, d, src.blocks[d], self.group([a]))
-            for d, dim_axes in enumerate(dst.dims):
-                for a in dim_axes:
-                    if a in axes:
-                        value = self.call(local_ops.shard_dim, value, d, dst.blocks[d], self.group([a]))
-            steps = [s for s in steps if s[1] not in axes]
-        slices = [s for s in steps if s[0] == "slice"]
-        gathers = [s for s in steps if s[0] == "all_gather"]
-        # S01: slice in the spec's axis order, gather in reverse
-        slices.sort(key=lambda s: dst.dims[s[3]].index(s[1]))
-        gathers.sort(key=lambda s: -src.dims[s[2]].index(s[1]))
-        for op, axis, f, t in [s for s in steps if s[0] in ("all_reduce", "reduce_scatter")]:
-            g = self.group([axis])
-            value = (self.call(torch.ops.alpa.all_reduce, value, g) if op == "all_reduce" else
-                     self.call(local_ops.shard_dim, self.call(torch.ops.alpa.all_reduce, value, g),
-                               t, dst.blocks[t], g))
-        for _, axis, _, t in slices:
-            value = self.call(local_ops.shard_dim, value, t, dst.blocks[t], self.group([axis]))
-        for _, axis, f, t in [s for s in steps if s[0] == "all_to_all"]:
-            g = self.group([axis])
-            if f != t and src.blocks[f] == 1 and dst.blocks[t] == 1:
-                value = self.call(torch.ops.alpa.all_to_all, value, f, t, g)
-            else:
-                value = self.call(local_ops.gather_dim, value, f, src.blocks[f], g)
-                value = self.call(local_ops.shard_dim, value, t, dst.blocks[t], g)
-        for _, axis, f, _ in gathers:
-            value = self.call(local_ops.gather_dim, value, f, src.blocks[f], self.group([axis]))
-        return value
+        return local_ops.reshard_steps(self.call, value, steps, src.blocks, dst.blocks, self.group)
 
     # -- nodes ---------------------------------------------------------------
     def placeholder(self, node):

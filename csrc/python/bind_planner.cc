@@ -243,6 +243,7 @@ void bind_planner(py::module_& m) {
     ir::TensorMeta meta{shape, ir::DType::kFloat32};
     throw_if_error(a.check(shape, mesh).with_context("resharding source"));
     throw_if_error(b.check(shape, mesh).with_context("resharding target"));
+    throw_if_error(sharding::reshard_supported(a, b));
     py::list steps;
     for (const auto& st : sharding::plan_reshard(a, b, meta, mesh, false).steps) {
       steps.append(py::make_tuple(sharding::reshard_op_name(st.op), st.axis, st.from_dim, st.to_dim));

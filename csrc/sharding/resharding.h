@@ -1,13 +1,22 @@
-// This file implements resharding: the collectives that turn a tensor laid
-// out as spec A into spec B on a mesh, axis by axis —
-//   A partial on a, B not          all-reduce        (backward: nothing)
-//   A partial on a, B splits on a  reduce-scatter    (backward: all-gather)
-//   A unsplit on a, B splits       local slice       (backward: all-gather)
-//   A splits dim d, B dim e ≠ d    all-to-all        (backward: all-to-all)
-//   A splits on a, B not           all-gather        (backward: local slice)
-// in that order (slices first keep buffers small) — and, when the value
-// needs a gradient, the backward duals that move its gradient from B to A.
-// The runtime executes exactly these steps.
+// This file implements resharding: the steps that turn a tensor laid out as
+// spec A into spec B on a mesh, each a local slice or a collective over ONE
+// mesh axis, in the order the runtime executes them:
+//   partial on a, B not            all-reduce        (backward: nothing)
+//   partial on a, B splits by a    reduce-scatter    (backward: all-gather)
+//   a free, B splits dim d by a    local slice       (backward: all-gather)
+//   a leaves dim f for dim t       all-to-all        (backward: all-to-all)
+//   a leaves dim f                 all-gather        (backward: local slice)
+//
+// A dim split over several axes is cut in mixed radix, the first axis
+// outermost (S01 on (2, 2): device (i, j) holds piece 2i + j). Only the
+// innermost axis of a dim can be gathered (its pieces are contiguous) and a
+// slice only cuts a dim further inside (S0 -> S01 is local, S1 -> S01 is
+// not). So the plan walks from A to B: each dim keeps the prefix of its
+// axes that B shares (with B's block layout) and drops the rest innermost
+// first (an all-to-all when the dropped axis is the one a dim of B takes
+// next, else an all-gather); slices come as soon as their axis is free,
+// so buffers stay small. S01 -> S1 is gather(1), gather(0), slice(1):
+// gathering axis 0 alone would give device (0, 1) pieces 1 and 3.
 //
 // Gradient convention: a value's gradient is held *complete* in the value's
 // own layout (ops all-reduce the partial gradients they produce, see
@@ -20,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/status.h"
 #include "ir/tensor_meta.h"
 #include "mesh/device_mesh.h"
 #include "sharding/collective.h"
@@ -46,7 +56,13 @@ struct ReshardPlan {
 };
 
 /// Plans `from` -> `to` for a tensor `meta` on `mesh`. Both specs must be
-/// valid for the tensor (ShardingSpec::check).
+/// valid for the tensor (ShardingSpec::check) and reshard_supported();
+/// throws std::invalid_argument otherwise. Mesh axes of size 1 are ignored.
+/// OK unless `to` holds partial sums on an axis where `from` does not
+/// (not_implemented: no strategy reads partial inputs, and turning a whole
+/// value into addends has no step).
+core::Status reshard_supported(const ShardingSpec& from, const ShardingSpec& to);
+
 ReshardPlan plan_reshard(const ShardingSpec& from, const ShardingSpec& to,
                          const ir::TensorMeta& meta, const mesh::DeviceMesh& mesh,
                          bool needs_grad);
