@@ -23,7 +23,7 @@ cmake --build build/examples -j "${ALPA_BUILD_JOBS:-$(nproc)}" >/dev/null
 ./build/examples/train_pipeline
 
 echo "== Python tests (pytest)"
-"$PY" -m pytest tests/python -q -p no:cacheprovider --timeout=600 "$@"
+"$PY" -m pytest tests/python -q -p no:cacheprovider --timeout=600 --durations=25 "$@"
 
 echo "== fuzz smoke: every target of tests/fuzz for ${ALPA_FUZZ_SECONDS:-20} s (docs/fuzzing.md)"
 # Fails on any finding; they are written to build/fuzz/findings. The seed is
