@@ -300,16 +300,17 @@ class _Rewriter:
         if base in _SIZE_ARGS and _SIZE_ARGS[base] in names and base not in _FACTORIES:
             set_arg(_SIZE_ARGS[base], local0)
         elif base in ("split", "split_with_sizes") and "dim" in names:
-            dim = args[names.index("dim")]
-            dim = dim % len(out_shapes[0])
+            # every piece has the input's rank, so the output rank normalises `dim`
+            dim = args[names.index("dim")] % len(out_shapes[0])
             sizes = [local_shape(s, sp, self.mesh)[dim] for s, sp in zip(out_shapes, out_specs)]
             if base == "split":
                 set_arg("split_size", sizes[0])
             else:
                 set_arg("split_sizes", sizes)
         elif base == "unflatten" and "sizes" in names:
-            dim = args[names.index("dim")] % len(out_shapes[0])
+            # `dim` counts in the INPUT's rank: the output has count - 1 more dims
             count = len(args[names.index("sizes")])
+            dim = args[names.index("dim")] % (len(out_shapes[0]) - count + 1)
             set_arg("sizes", local0[dim:dim + count])
 
     def _partial_sum_op(self, target, base, args, kwargs, axes, num_outputs):
