@@ -407,19 +407,25 @@ class _Runner:
 
 
     def _sync_buffer_views(self) -> None:
-        """Each rank updated its piece of a replicated buffer in place
-        (BatchNorm running statistics of a channel-split BatchNorm): gather
-        the pieces so every rank holds the whole, updated buffer."""
-        with torch.no_grad():
-            for target, spec in self.buffer_views:
-                buf = self.model.get_buffer(target)
-                full = buf.to_local() if isinstance(buf, DTensor) else buf
-                mine = local_ops.view_local(full, spec.pieces(self.mesh)).clone()
-                # .data: autograd saved this buffer (native batch_norm keeps
-                # its running stats for backward); our own piece is unchanged,
-                # so the write must not bump the version counter.
-                whole = _gather_full(mine, spec, self.mesh, f"the gather of buffer {target!r}")
-                full.data.copy_(whole)
+        sync_buffer_views(self.model, self.buffer_views, self.mesh)
+
+
+def sync_buffer_views(model: torch.nn.Module, buffer_views: Sequence[Tuple[str, Spec]],
+                      mesh: MeshGroups) -> None:
+    """Each rank updated its piece of a replicated buffer in place
+    (BatchNorm running statistics of a channel-split BatchNorm): gather
+    the pieces so every rank holds the whole, updated buffer.
+    `buffer_views`: (buffer FQN, the spec of the piece each rank updates)."""
+    with torch.no_grad():
+        for target, spec in buffer_views:
+            buf = model.get_buffer(target)
+            full = buf.to_local() if isinstance(buf, DTensor) else buf
+            mine = local_ops.view_local(full, spec.pieces(mesh)).clone()
+            # .data: autograd saved this buffer (native batch_norm keeps
+            # its running stats for backward); our own piece is unchanged,
+            # so the write must not bump the version counter.
+            whole = _gather_full(mine, spec, mesh, f"the gather of buffer {target!r}")
+            full.data.copy_(whole)
 
 
 def _planned_input_shapes(captured, program, mesh: MeshGroups,

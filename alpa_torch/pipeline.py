@@ -34,7 +34,7 @@ from alpa_torch.distributed import MeshGroups
 from alpa_torch.local_params import LocalParameters
 from alpa_torch.parallel import (_block_permute, _check_same_graph_everywhere, _gather_full,
                                  _placements, _plan_on_rank0, _slice_input, sharded_parameter,
-                                 whole_tensor)
+                                 sync_buffer_views, whole_tensor)
 from alpa_torch.plan import Plan, Stage
 from alpa_torch.rewrite import LocalProgram, Spec, _Rewriter, _spec_text
 
@@ -178,6 +178,8 @@ class _Pipeline:
                                   f"the tied parameter {fqn!r} of stages {stages}")
         self._micro = None
         self.local_params = LocalParameters()
+        self.buffer_views = [(self.kind_of[name][1], Spec.parse(spec))
+                             for name, spec in self.program.buffer_views]
 
     # -- one step --------------------------------------------------------------
     def step(self, batch, target, loss_fn, optimizer) -> float:
@@ -202,6 +204,9 @@ class _Pipeline:
             raise
         finally:
             self._micro = None
+        # a channel-split BatchNorm updated each rank's piece of its running
+        # statistics (over every microbatch): make the buffers whole again
+        sync_buffer_views(self.model, self.buffer_views, self.mesh)
         self._sync_shared_gradients()
         loss = torch.tensor([sum(losses) / B if losses else 0.0], dtype=torch.float64)
         last = self.plan.stages[-1].device_ids[0]
