@@ -157,6 +157,7 @@ class _Pipeline:
         self.constants = dict(getattr(ep, "constants", {}) or {})
         self.in_spec = ep.call_spec.in_spec
         self.out_spec = ep.call_spec.out_spec
+        self.added_kwargs = captured.added_kwargs  # use_cache=False, as captured
         out_specs = sig.output_specs
         self.output_kinds = [(s.kind.name, s.target) for s in out_specs]
         outputs_node = next(n for n in ep.graph.nodes if n.op == "output")
@@ -186,14 +187,15 @@ class _Pipeline:
         self.mesh.check_alive()
         B = self.plan.num_micro_batches
         args = batch if isinstance(batch, tuple) else (batch,)
-        flat = [a for a in fx_pytree.tree_flatten_spec((args, {}), self.in_spec)
-                if isinstance(a, torch.Tensor)]
+        # one leaf per user input, tensors and constants (use_cache=False) alike
+        flat = list(fx_pytree.tree_flatten_spec((args, dict(self.added_kwargs)), self.in_spec))
         for x in flat:
-            if x.shape[0] % B:
+            if isinstance(x, torch.Tensor) and x.shape[0] % B:
                 raise ValueError(f"the batch's dim 0 ({x.shape[0]}) does not divide into "
                                  f"{B} microbatches; pass a batch of a multiple of {B}")
         self._check_batch_shapes(flat)
-        self._micro = [list(x.chunk(B, 0)) for x in flat]
+        self._micro = [list(x.chunk(B, 0)) if isinstance(x, torch.Tensor) else [x] * B
+                       for x in flat]
         self._targets = _split_target(target, B)
         self._loss_fn = loss_fn
         try:

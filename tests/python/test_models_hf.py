@@ -1,5 +1,6 @@
-"""Hugging Face models (issue 12): full_state_dict() of a rotary-embedding
-model (Llama: a non-persistent ``inv_freq`` buffer no stage reads) has
+"""Hugging Face models as a user builds them (issue 12): default configs
+(use_cache=True) capture for training, and full_state_dict() of a
+rotary-embedding model (Llama: a non-persistent ``inv_freq`` buffer) has
 exactly ``model.state_dict()``'s keys and values and loads back strictly,
 through parallelize and pipeshard."""
 import numpy as np
@@ -12,7 +13,7 @@ VOCAB = 64
 STEPS = 2
 
 
-def llama(layers=2, use_cache=False):
+def llama(layers=2):
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error()
@@ -20,16 +21,18 @@ def llama(layers=2, use_cache=False):
     cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=32, bos_token_id=0, eos_token_id=0,
-                      pad_token_id=0, use_cache=use_cache)
+                      pad_token_id=0)
+    assert cfg.use_cache  # as users build it
     return LlamaForCausalLM(cfg)
 
 
-def gpt2(use_cache=False):
+def gpt2():
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(0)
     cfg = GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=VOCAB, n_positions=32,
                      bos_token_id=0, eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0,
-                     attn_pdrop=0.0, use_cache=use_cache)
+                     attn_pdrop=0.0)
+    assert cfg.use_cache
     return GPT2LMHeadModel(cfg)
 
 
@@ -65,6 +68,19 @@ def check_state(state, ref_state, label):
                                    err_msg=f"{label}: {key}")
     fresh = llama() if "model.layers.0.self_attn.q_proj.weight" in state else gpt2()
     fresh.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+
+
+@pytest.mark.parametrize("make", [gpt2, llama], ids=["gpt2", "llama"])
+def test_capture_default_config_for_training(make):
+    import alpa_torch
+    model = make()
+    ids, _ = batch(0)
+    captured = alpa_torch.capture(model, (ids,))
+    assert captured.added_kwargs == {"use_cache": False}
+    the_plan = alpa_torch.plan(captured, mesh_shape=(1, 2))
+    assert "use_cache=False" in the_plan.explain() and "use_cache=False" in the_plan.notes[0]
+    # the user's own choice is kept
+    assert alpa_torch.capture(make(), (ids,), {"use_cache": False}).added_kwargs == {}
 
 
 def _intra_op_worker(rank, world, name):
