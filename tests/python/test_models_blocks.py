@@ -167,3 +167,44 @@ def test_pipeshard_channel_split_batchnorm_keeps_whole_running_stats():
     for rank, (losses, state, _) in enumerate(results):
         np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, err_msg=f"rank {rank}")
         assert_state_equal(state, ref_state, f"rank {rank}", {})
+
+
+# ---- the warning for an op without a sharding rule (defect 10) ---------------------
+
+class _KthBlock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(16, 16)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return torch.kthvalue(h, 2, 1, keepdim=True)[0] * h
+
+
+class _KthModel(torch.nn.Module):
+    def __init__(self, blocks=1):
+        super().__init__()
+        self.block = _KthBlock()
+        self.more = torch.nn.Sequential(*[_KthBlock() for _ in range(blocks - 1)])
+        self.out = torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.out(self.more(self.block(x)))
+
+
+def test_unsupported_op_warning_names_module_op_and_consequence():
+    import alpa_torch
+    torch.manual_seed(0)
+    the_plan = alpa_torch.plan(_KthModel(), (torch.randn(8, 16),), mesh_shape=(1, 2))
+    [warning] = [w for w in the_plan.warnings if "kthvalue" in w]
+    assert warning.startswith("no sharding rule for aten.kthvalue.default in module 'block' "
+                              "(node kthvalue): the planner computes aten.kthvalue.default "
+                              "replicated, whole on every device (its inputs linear f32[8,16] "
+                              "gathered whole); in this plan it costs "), warning
+    assert " s per step (compute " in warning and "gathering its inputs" in warning
+    assert "warning: " + warning in the_plan.explain()
+    # the same op in several modules: one warning, the others counted
+    [grouped] = alpa_torch.plan(_KthModel(blocks=3), (torch.randn(8, 16),),
+                                mesh_shape=(1, 2)).warnings
+    assert grouped.startswith("no sharding rule for aten.kthvalue.default in module 'block' ")
+    assert "; and 2 more nodes of this op, " in grouped and grouped.endswith(" s per step in all")
