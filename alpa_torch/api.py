@@ -6,6 +6,7 @@ exist, so it runs anywhere, e.g. on a laptop for a 64-GPU cluster.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
@@ -174,7 +175,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
             _optimizer_factor(optimizer), float(time_limit_s), int(num_threads),
             num_micro_batches, schedule, int(num_layers or 0), float(layer_eps),
             list(layer_boundaries or []), meshes, max_num_stages, progress)
-        return Plan(result["plan_json"], result["solver"])
+        return _with_capture_notes(Plan(result["plan_json"], result["solver"]), graph)
     def intra_op(overrides):
         result = _C.plan_intra_op(
             graph.graph, resolved.to_json(), list(shape), budget, cost_mode,
@@ -183,6 +184,17 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
             overrides, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))
         return Plan(result["plan_json"], result["solver"])
     chosen = intra_op(pinned)
-    if pinned or cost_mode != "seconds" or not compare_megatron:
-        return chosen
-    return with_megatron_baseline(chosen, graph, intra_op)
+    if not (pinned or cost_mode != "seconds" or not compare_megatron):
+        chosen = with_megatron_baseline(chosen, graph, intra_op)
+    return _with_capture_notes(chosen, graph)
+
+
+def _with_capture_notes(the_plan: Plan, graph: CapturedGraph) -> Plan:
+    """The plan with what capture changed in the call (use_cache=False)
+    first among its notes, so explain() says so."""
+    notes = getattr(graph, "notes", None)
+    if not notes:
+        return the_plan
+    doc = json.loads(the_plan.to_json())
+    doc["notes"] = list(notes) + list(doc.get("notes", []))
+    return Plan(json.dumps(doc), the_plan.solver)

@@ -8,6 +8,7 @@ the graph (topological order, shapes) and computes per-node FLOPs.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import operator
 import os
@@ -45,6 +46,10 @@ class CapturedGraph:
     def __init__(self, graph: "_C.Graph", exported=None):
         self.graph = graph
         self.exported = exported
+        # keyword arguments capture added to the forward (use_cache=False):
+        # the parallel runners pass them too, plan() explains them in notes
+        self.added_kwargs: Dict[str, Any] = {}
+        self.notes: List[str] = []
 
     # -- persistence -------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -158,10 +163,41 @@ def capture(module: torch.nn.Module, example_args: Any = (),
     arguments of the wrong type.
     """
     args, kwargs = _check_arguments(module, example_args, example_kwargs)
-    exported = _export(module, args, kwargs)
+    added = training_kwargs(module, args, kwargs)
+    exported = _export(module, args, {**kwargs, **added})
     doc = _GraphConverter(exported, module, name or type(module).__name__).convert()
     graph = _C.Graph.from_json(json.dumps(doc, allow_nan=True), annotate_flops=True)
-    return CapturedGraph(graph, exported)
+    captured = CapturedGraph(graph, exported)
+    captured.added_kwargs = added
+    if added:
+        captured.notes.append(
+            f"capture passed use_cache=False to {type(module).__name__}.forward (its default "
+            f"builds a key/value cache, which training does not read); the parallel model "
+            f"passes it on every call too. Pass use_cache explicitly to decide otherwise")
+    return captured
+
+
+def training_kwargs(module: torch.nn.Module, args: tuple, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """Keyword arguments to add so that forward computes what training needs:
+    ``use_cache=False`` for a forward that takes ``use_cache`` (Hugging Face
+    models, whose configs default it to True and whose cache object
+    torch.export cannot return) when the caller passed none."""
+    try:
+        params = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    names = list(params)
+    if "use_cache" not in params or "use_cache" in kwargs:
+        return {}
+    p = params["use_cache"]
+    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and names.index("use_cache") < len(args):
+        return {}  # passed positionally
+    return {"use_cache": False}
+
+
+def with_added_kwargs(kwargs: Dict[str, Any], added: Dict[str, Any]) -> Dict[str, Any]:
+    """A call's kwargs with capture's additions where the caller passed none."""
+    return {**added, **kwargs} if added else kwargs
 
 
 # ---- argument checks ---------------------------------------------------------

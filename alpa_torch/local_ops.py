@@ -98,11 +98,13 @@ def vocab_parallel_embedding(weight: torch.Tensor, ids: torch.Tensor, index: int
                              group: str, padding_idx: int = -1, node: str = "") -> torch.Tensor:
     """Embedding with the table split by rows: this rank holds rows
     [index·V_local, (index+1)·V_local); others contribute zeros; the
-    partial results are summed (Megatron's vocab-parallel embedding)."""
+    partial results are summed (Megatron's vocab-parallel embedding).
+    `padding_idx`: the padding row as a LOCAL row index, -1 when this rank
+    does not hold it (its gradient stays zero, as aten.embedding's does)."""
     rows = weight.shape[0]
     local = ids - index * rows
     outside = (local < 0) | (local >= rows)
-    out = torch.nn.functional.embedding(local.clamp(0, rows - 1), weight)
+    out = torch.ops.aten.embedding(weight, local.clamp(0, rows - 1), padding_idx)
     out = out * (~outside).unsqueeze(-1).to(out.dtype)
     return torch.ops.alpa.all_reduce(out, group, node)
 

@@ -22,7 +22,7 @@ from torch.distributed.tensor import DTensor, Replicate, Shard
 
 from alpa_torch import health, local_ops
 from alpa_torch.api import parse_bytes, plan as make_plan
-from alpa_torch.capture import capture
+from alpa_torch.capture import capture, with_added_kwargs
 from alpa_torch.distributed import DEFAULT_TIMEOUT, MeshGroups
 from alpa_torch.local_params import LocalParameters
 from alpa_torch.plan import Plan
@@ -339,6 +339,7 @@ class _Runner:
         self.dp_inputs = dp_inputs
         self.in_spec = ep.call_spec.in_spec
         self.out_spec = ep.call_spec.out_spec
+        self.added_kwargs = captured.added_kwargs  # use_cache=False, as captured
         sig = ep.graph_signature
         self.kinds = [(s.kind.name, s.target, s.arg.name if hasattr(s.arg, "name") else None)
                       for s in sig.input_specs]
@@ -366,8 +367,9 @@ class _Runner:
             raise
 
     def _run(self, args, kwargs):
-        flat = fx_pytree.tree_flatten_spec((args, kwargs), self.in_spec)
-        flat = [a for a in flat if isinstance(a, torch.Tensor)]
+        flat = fx_pytree.tree_flatten_spec((args, with_added_kwargs(kwargs, self.added_kwargs)),
+                                           self.in_spec)
+        # one leaf per user input, tensors and constants (use_cache=False) alike
         values, user = [], iter(flat)
         for kind, target, arg_name in self.kinds:
             if kind == "PARAMETER":
@@ -379,6 +381,9 @@ class _Runner:
                 values.append(self.constants[target])
             elif kind == "USER_INPUT":
                 x = next(user)
+                if not isinstance(x, torch.Tensor):  # a constant the graph specialised
+                    values.append(x)
+                    continue
                 if x.requires_grad and arg_name not in self.grad_inputs and torch.is_grad_enabled():
                     raise ValueError(
                         f"input {arg_name!r} requires grad, but the example input given to "
@@ -407,19 +412,25 @@ class _Runner:
 
 
     def _sync_buffer_views(self) -> None:
-        """Each rank updated its piece of a replicated buffer in place
-        (BatchNorm running statistics of a channel-split BatchNorm): gather
-        the pieces so every rank holds the whole, updated buffer."""
-        with torch.no_grad():
-            for target, spec in self.buffer_views:
-                buf = self.model.get_buffer(target)
-                full = buf.to_local() if isinstance(buf, DTensor) else buf
-                mine = local_ops.view_local(full, spec.pieces(self.mesh)).clone()
-                # .data: autograd saved this buffer (native batch_norm keeps
-                # its running stats for backward); our own piece is unchanged,
-                # so the write must not bump the version counter.
-                whole = _gather_full(mine, spec, self.mesh, f"the gather of buffer {target!r}")
-                full.data.copy_(whole)
+        sync_buffer_views(self.model, self.buffer_views, self.mesh)
+
+
+def sync_buffer_views(model: torch.nn.Module, buffer_views: Sequence[Tuple[str, Spec]],
+                      mesh: MeshGroups) -> None:
+    """Each rank updated its piece of a replicated buffer in place
+    (BatchNorm running statistics of a channel-split BatchNorm): gather
+    the pieces so every rank holds the whole, updated buffer.
+    `buffer_views`: (buffer FQN, the spec of the piece each rank updates)."""
+    with torch.no_grad():
+        for target, spec in buffer_views:
+            buf = model.get_buffer(target)
+            full = buf.to_local() if isinstance(buf, DTensor) else buf
+            mine = local_ops.view_local(full, spec.pieces(mesh)).clone()
+            # .data: autograd saved this buffer (native batch_norm keeps
+            # its running stats for backward); our own piece is unchanged,
+            # so the write must not bump the version counter.
+            whole = _gather_full(mine, spec, mesh, f"the gather of buffer {target!r}")
+            full.data.copy_(whole)
 
 
 def _planned_input_shapes(captured, program, mesh: MeshGroups,

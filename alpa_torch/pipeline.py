@@ -34,7 +34,7 @@ from alpa_torch.distributed import MeshGroups
 from alpa_torch.local_params import LocalParameters
 from alpa_torch.parallel import (_block_permute, _check_same_graph_everywhere, _gather_full,
                                  _placements, _plan_on_rank0, _slice_input, sharded_parameter,
-                                 whole_tensor)
+                                 sync_buffer_views, whole_tensor)
 from alpa_torch.plan import Plan, Stage
 from alpa_torch.rewrite import LocalProgram, Spec, _Rewriter, _spec_text
 
@@ -157,6 +157,7 @@ class _Pipeline:
         self.constants = dict(getattr(ep, "constants", {}) or {})
         self.in_spec = ep.call_spec.in_spec
         self.out_spec = ep.call_spec.out_spec
+        self.added_kwargs = captured.added_kwargs  # use_cache=False, as captured
         out_specs = sig.output_specs
         self.output_kinds = [(s.kind.name, s.target) for s in out_specs]
         outputs_node = next(n for n in ep.graph.nodes if n.op == "output")
@@ -178,20 +179,23 @@ class _Pipeline:
                                   f"the tied parameter {fqn!r} of stages {stages}")
         self._micro = None
         self.local_params = LocalParameters()
+        self.buffer_views = [(self.kind_of[name][1], Spec.parse(spec))
+                             for name, spec in self.program.buffer_views]
 
     # -- one step --------------------------------------------------------------
     def step(self, batch, target, loss_fn, optimizer) -> float:
         self.mesh.check_alive()
         B = self.plan.num_micro_batches
         args = batch if isinstance(batch, tuple) else (batch,)
-        flat = [a for a in fx_pytree.tree_flatten_spec((args, {}), self.in_spec)
-                if isinstance(a, torch.Tensor)]
+        # one leaf per user input, tensors and constants (use_cache=False) alike
+        flat = list(fx_pytree.tree_flatten_spec((args, dict(self.added_kwargs)), self.in_spec))
         for x in flat:
-            if x.shape[0] % B:
+            if isinstance(x, torch.Tensor) and x.shape[0] % B:
                 raise ValueError(f"the batch's dim 0 ({x.shape[0]}) does not divide into "
                                  f"{B} microbatches; pass a batch of a multiple of {B}")
         self._check_batch_shapes(flat)
-        self._micro = [list(x.chunk(B, 0)) for x in flat]
+        self._micro = [list(x.chunk(B, 0)) if isinstance(x, torch.Tensor) else [x] * B
+                       for x in flat]
         self._targets = _split_target(target, B)
         self._loss_fn = loss_fn
         try:
@@ -202,6 +206,9 @@ class _Pipeline:
             raise
         finally:
             self._micro = None
+        # a channel-split BatchNorm updated each rank's piece of its running
+        # statistics (over every microbatch): make the buffers whole again
+        sync_buffer_views(self.model, self.buffer_views, self.mesh)
         self._sync_shared_gradients()
         loss = torch.tensor([sum(losses) / B if losses else 0.0], dtype=torch.float64)
         last = self.plan.stages[-1].device_ids[0]
@@ -325,6 +332,11 @@ class _Pipeline:
     def full_state_dict(self) -> Dict[str, torch.Tensor]:
         out: Dict[str, torch.Tensor] = {}
         for name, meta in self.names:
+            if name in self.everywhere:  # no stage reads it: whole on every rank
+                value = self.model.get_parameter(name) if meta == "param" else \
+                    self.model.get_buffer(name)
+                out[name] = value.detach().clone()
+                continue
             owner = self.owner_of[name]
             mine = self.stage_index == owner
             if mine:
@@ -393,31 +405,38 @@ def parallelize_pipeshard(model: torch.nn.Module, example_args, example_kwargs, 
 
 
 def _record_state(pipeline: _Pipeline, model, captured) -> None:
-    """Names, shapes and owning stage of every parameter and buffer, for
-    full_state_dict() after the other stages' tensors are dropped."""
+    """Names, shapes and owning stage of every entry of ``model.state_dict()``
+    (so non-persistent buffers are left out, tied parameters listed under
+    each name), for full_state_dict() after the other stages' tensors are
+    dropped. A buffer no stage reads (Llama's rotary ``inv_freq`` once
+    torch.export folded it into a constant) has no owner: every rank keeps
+    it whole (``pipeline.everywhere``)."""
     owner: Dict[str, int] = {}
     for s in pipeline.plan.stages:
         for fqn in s.param_specs:
             owner.setdefault(fqn, s.index)
-    buffer_nodes = {n.target: n.name for n in captured.graph.nodes if n.kind == "buffer"}
     for s in pipeline.plan.stages:
         members = set(s.node_specs)
-        for fqn, node in buffer_nodes.items():
+        for fqn, node in _buffer_nodes(captured).items():
             if node in members:
                 owner.setdefault(fqn, s.index)
-    canonical: Dict[int, str] = {}
-    for name, p in model.named_parameters():
-        canonical[id(p)] = name
-    names, shapes = [], {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        names.append((name, "param"))
-        shapes[name] = (tuple(p.shape), p.dtype)
-        owner.setdefault(name, owner.get(canonical[id(p)], 0))
-    for name, b in model.named_buffers():
-        names.append((name, "buffer"))
-        shapes[name] = (tuple(b.shape), b.dtype)
-        owner.setdefault(name, 0)
+    canonical = {id(p): name for name, p in model.named_parameters()}
+    params = dict(model.named_parameters(remove_duplicate=False))
+    names, shapes, everywhere = [], {}, set()
+    for name, value in model.state_dict(keep_vars=True).items():
+        shapes[name] = (tuple(value.shape), value.dtype)
+        names.append((name, "param" if name in params else "buffer"))
+        if name in params and canonical[id(params[name])] in owner:
+            owner.setdefault(name, owner[canonical[id(params[name])]])
+        elif name not in owner:
+            everywhere.add(name)  # no stage reads it (an unused parameter or buffer)
     pipeline.names, pipeline.shapes, pipeline.owner_of = names, shapes, owner
+    pipeline.everywhere = everywhere
+
+
+def _buffer_nodes(captured) -> Dict[str, str]:
+    """Buffer FQN -> the graph node that reads it."""
+    return {n.target: n.name for n in captured.graph.nodes if n.kind == "buffer"}
 
 
 def _keep_stage_state(model, captured, pipeline: _Pipeline) -> None:
@@ -440,21 +459,22 @@ def _keep_stage_state(model, captured, pipeline: _Pipeline) -> None:
             (a for a, p in model.named_parameters(remove_duplicate=False) if p is param and a in specs),
             None)
         if canonical is None:
-            replaced[id(param)] = None
-            module._parameters[leaf] = None
+            if fqn not in pipeline.everywhere:  # another stage's
+                replaced[id(param)] = None
+                module._parameters[leaf] = None
             continue
         new = sharded_parameter(param, specs[canonical], mesh)
         replaced[id(param)] = new
         module._parameters[leaf] = new
     node_specs = stage.node_specs
-    buffer_nodes = {n.target: n.name for n in captured.graph.nodes if n.kind == "buffer"}
+    buffer_nodes = _buffer_nodes(captured)
     for fqn, buf in list(model.named_buffers()):
         owner, _, leaf = fqn.rpartition(".")
         module = model.get_submodule(owner) if owner else model
         node = buffer_nodes.get(fqn)
         if node is None or node not in node_specs:
-            if node is not None:
-                module._buffers[leaf] = None
+            if fqn not in pipeline.everywhere and fqn in pipeline.owner_of:
+                module._buffers[leaf] = None  # another stage's
             continue
         spec = Spec.parse(node_specs[node]["outputs"][0])
         local = local_ops.take_local(buf, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])

@@ -217,7 +217,7 @@ class _Rewriter:
         out_shapes = [list(o[0]) for o in self.nodes[name].outputs]
         self._localize_sizes(base, schema, args, kwargs, out_specs, out_shapes)
         if partial_axes is not None and base == "embedding":
-            result = self._vocab_parallel_embedding(args, ns, partial_axes)
+            result = self._vocab_parallel_embedding(args, ns, partial_axes, node)
         elif sync_axes is not None and "batch_norm" in base:
             result = self._sync_batch_norm(args, node, sync_axes)
         elif partial_axes is not None:
@@ -254,16 +254,17 @@ class _Rewriter:
         if base in _SIZE_ARGS and _SIZE_ARGS[base] in names and base not in _FACTORIES:
             set_arg(_SIZE_ARGS[base], local0)
         elif base in ("split", "split_with_sizes") and "dim" in names:
-            dim = args[names.index("dim")]
-            dim = dim % len(out_shapes[0])
+            # every piece has the input's rank, so the output rank normalises `dim`
+            dim = args[names.index("dim")] % len(out_shapes[0])
             sizes = [local_shape(s, sp, self.mesh)[dim] for s, sp in zip(out_shapes, out_specs)]
             if base == "split":
                 set_arg("split_size", sizes[0])
             else:
                 set_arg("split_sizes", sizes)
         elif base == "unflatten" and "sizes" in names:
-            dim = args[names.index("dim")] % len(out_shapes[0])
+            # `dim` counts in the INPUT's rank: the output has count - 1 more dims
             count = len(args[names.index("sizes")])
+            dim = args[names.index("dim")] % (len(out_shapes[0]) - count + 1)
             set_arg("sizes", local0[dim:dim + count])
 
     def _partial_sum_op(self, target, base, args, kwargs, axes, num_outputs):
@@ -290,10 +291,19 @@ class _Rewriter:
             out = self.call(torch.ops.aten.add.Tensor, out, bias)
         return out
 
-    def _vocab_parallel_embedding(self, args, ns, axes):
+    def _vocab_parallel_embedding(self, args, ns, axes, node):
         weight_spec = Spec.parse(ns["inputs"][0])
-        index, _, _ = weight_spec.pieces(self.mesh)[0]
-        return self.call(local_ops.vocab_parallel_embedding, args[0], args[1], index, self.group(axes))
+        index, count, _ = weight_spec.pieces(self.mesh)[0]
+        vocab = self.global_shape(self.alias_of.get(node.args[0].name, node.args[0].name))[0]
+        padding_idx = local_padding_idx(args[2] if len(args) > 2 else -1, index, vocab // count)
+        if len(args) > 3 and args[3]:
+            raise NotImplementedError(
+                f"embedding node '{node.name}' has scale_grad_by_freq=True and the plan splits its "
+                f"table by rows, so no rank sees every index's count; build the nn.Embedding with "
+                f"scale_grad_by_freq=False, or pin its weight to a layout that keeps rows whole "
+                f"(plan_overrides={{'<weight fqn>': 'RS0'}} or 'RR')")
+        return self.call(local_ops.vocab_parallel_embedding, args[0], args[1], index,
+                         self.group(axes), padding_idx)
 
     def _sync_batch_norm(self, args, node, axes):
         x_name = node.args[0].name
@@ -398,6 +408,18 @@ def bucket_parameter_gradients(graph: torch.fx.Graph, parameters: set) -> None:
                 for node in by_param[param]:
                     node.replace_all_uses_with(item)
                     graph.erase_node(node)
+
+
+def local_padding_idx(padding_idx: int, index: int, rows: int) -> int:
+    """The padding row of a table split by rows, as this rank's row index:
+    rank piece `index` holds global rows [index·rows, (index+1)·rows); -1
+    (ATen's "no padding") when another rank owns the row or there is none.
+    A negative `padding_idx` is ATen's "none" (nn.Embedding has already
+    turned a user's negative index into a row number)."""
+    if padding_idx is None or padding_idx < 0:
+        return -1
+    local = padding_idx - index * rows
+    return local if 0 <= local < rows else -1
 
 
 def _is_mean(base: str, node) -> bool:

@@ -52,6 +52,21 @@ bool is_parameter_value(const ir::Graph& g, ir::ValueRef v) {
 // Elementwise, data-movement, normalization and softmax ops follow their
 // largest operand (Alpa's follow rule); matmuls, convolutions, reductions and
 // attention choose freely. Returns the followed input, or -1.
+/// What the planner does for an op it must compute replicated: where it is
+/// (module path, node) and that every input is gathered whole. The solver
+/// adds what that costs in its plan.
+std::string replicated_detail(const ir::Graph& g, const ir::Node& n) {
+  std::string inputs;
+  for (const ir::ValueRef& v : n.inputs) {
+    inputs += fmt::format("{}{} {}", inputs.empty() ? "" : ", ", g.node(v.node).name,
+                          g.meta(v).to_string());
+  }
+  std::string where = n.module.empty() ? "the model's own forward" : fmt::format("module '{}'", n.module);
+  return fmt::format("in {} (node {}): the planner computes {} replicated, whole on every device{}",
+                     where, n.name, n.op,
+                     inputs.empty() ? "" : fmt::format(" (its inputs {} gathered whole)", inputs));
+}
+
 int64_t followed_input(const ir::Graph& g, const ir::Node& n) {
   if (n.kind != ir::NodeKind::kOp || n.inputs.empty()) return -1;
   ir::OpCategory c = ir::op_category(n.op);
@@ -132,6 +147,7 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
     } else {
       nc.strategies = {sharding::replicated_strategy(g, n)};
       nc.warning = why;
+      nc.warning_detail = replicated_detail(g, n);
     }
   }
   bool backward = n.kind == ir::NodeKind::kOp && needs_grad_[n.id.index()];

@@ -43,7 +43,10 @@ struct NodeCosts {
   std::vector<double> compute;  ///< seconds per strategy (forward + backward)
   std::vector<double> comm;     ///< seconds of the strategy's own collectives
   std::vector<double> memory;   ///< bytes per device
-  std::string warning;          ///< set when no sharding rule covers the op
+  /// Set when no sharding rule covers the op: why ("no sharding rule for
+  /// aten.X"), and where it is and what the planner does instead.
+  std::string warning;
+  std::string warning_detail;
 };
 
 /// One graph edge: node `dst`'s input `dst_input` reads `src`'s output.

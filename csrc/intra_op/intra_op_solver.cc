@@ -2,6 +2,8 @@
 #include "intra_op/intra_op_solver.h"
 
 #include <chrono>
+#include <map>
+#include <tuple>
 #include <set>
 
 #include <fmt/format.h>
@@ -29,16 +31,38 @@ core::StatusOr<IntraOpResult> solve_intra_op(const CostGraph& cg, const IntraOpO
   r.objective = check.objective;
   r.memory_bytes = check.memory_peak;
   r.choice = cg.expand(sol.choice);
+  std::vector<double> reshard_into(r.choice.size(), 0.0);  // seconds, per consumer node
+  // reason -> (first node's warning, nodes, seconds per step of them all)
+  std::map<std::string, std::tuple<std::string, int64_t, double>> by_reason;
+  for (const CostEdge& e : cg.edges()) {
+    double t = e.costs[static_cast<size_t>(r.choice[e.src.index()])]
+                      [static_cast<size_t>(r.choice[e.dst.index()])];
+    r.communication_time += t;
+    reshard_into[e.dst.index()] += t;
+  }
   for (size_t i = 0; i < r.choice.size(); ++i) {
     const NodeCosts& n = cg.nodes()[i];
     size_t k = static_cast<size_t>(r.choice[i]);
     r.compute_time += n.compute[k];
     r.communication_time += n.comm[k];
-    if (!n.warning.empty()) r.warnings.push_back(n.warning);
+    if (!n.warning.empty()) {
+      auto& [text, count, seconds] = by_reason[n.warning];
+      double t = n.compute[k] + n.comm[k] + reshard_into[i];
+      if (count++ == 0) {
+        // Alpa's cost mode prices no compute; the resharding is then what costs
+        text = fmt::format("{} {}; in this plan it costs {:.3g} s per step (compute {:.3g} s, "
+                           "gathering its inputs {:.3g} s)",
+                           n.warning, n.warning_detail, t, n.compute[k], n.comm[k] + reshard_into[i]);
+      }
+      seconds += t;
+    }
   }
-  for (const CostEdge& e : cg.edges()) {
-    r.communication_time += e.costs[static_cast<size_t>(r.choice[e.src.index()])]
-                                   [static_cast<size_t>(r.choice[e.dst.index()])];
+  for (const auto& [reason, entry] : by_reason) {  // one warning per reason, sorted
+    const auto& [text, count, seconds] = entry;
+    r.warnings.push_back(count == 1 ? text
+                                    : fmt::format("{}; and {} more node{} of this op, {:.3g} s per "
+                                                  "step in all",
+                                                  text, count - 1, count == 2 ? "" : "s", seconds));
   }
   std::set<std::string> unique(r.warnings.begin(), r.warnings.end());
   r.warnings.assign(unique.begin(), unique.end());

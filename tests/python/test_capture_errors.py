@@ -50,12 +50,13 @@ def test_data_dependent_control_flow_names_the_cause():
 
 
 def test_cache_output_names_use_cache():
+    # capture passes use_cache=False itself unless the caller asks for a cache
     from transformers import GPT2Config, GPT2LMHeadModel
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64,
                                        n_positions=16, use_cache=True,
                                        bos_token_id=0, eos_token_id=0))
     with pytest.raises(CaptureError, match="use_cache=False"):
-        alpa_torch.capture(model, (torch.randint(0, 64, (1, 8)),))
+        alpa_torch.capture(model, (torch.randint(0, 64, (1, 8)),), {"use_cache": True})
 
 
 def test_wrong_input_shape_is_a_capture_error():
