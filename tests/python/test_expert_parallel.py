@@ -11,6 +11,7 @@ import alpa_torch
 transformers = pytest.importorskip("transformers")
 
 from dist_harness import run_ranks  # noqa: E402
+from training import train_steps  # noqa: E402
 
 STEPS = 2
 
@@ -42,15 +43,7 @@ def loss_of(out):
 
 
 def train(model, args):
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    losses = []
-    for _ in range(STEPS):
-        loss = loss_of(model(*args))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    return train_steps(model, args, loss_of, STEPS)
 
 
 def test_mixtral_experts_are_split_on_four_devices():

@@ -18,6 +18,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from dist_harness import run_ranks  # noqa: E402
+from training import train_steps  # noqa: E402
 
 STEPS = 2
 VARIANTS = ("repeat_kv", "enable_gqa")
@@ -68,15 +69,7 @@ def loss_of(out):
 
 
 def train(model, args):
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    losses = []
-    for _ in range(STEPS):
-        loss = loss_of(model(*args))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    return train_steps(model, args, loss_of, STEPS)
 
 
 def _worker(rank, world):

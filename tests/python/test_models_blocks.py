@@ -7,21 +7,14 @@ import pytest
 import torch
 
 from dist_harness import run_ranks
+from training import train_steps
 from test_parallelize import assert_state_equal, loss_of
 
 STEPS = 3
 
 
 def _sgd_losses(model, args, steps=STEPS):
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    losses = []
-    for _ in range(steps):
-        loss = loss_of(model(*args))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    return train_steps(model, args, loss_of, steps, lr=0.1)
 
 
 def _state(model_or_dict):
