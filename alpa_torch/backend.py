@@ -340,7 +340,12 @@ def _adopt(root: torch.nn.Module, opts) -> _RootState:
                                original.__name__, original.__defaults__, original.__closure__)
     fresh.__kwdefaults__ = original.__kwdefaults__
     backend = functools.partial(_inner_backend, state=state)
-    state.compiled_forward = torch.compile(functools.partial(fresh, root), backend=backend)
+    # The function itself, not a functools.partial: Dynamo runs a partial
+    # through one wrapper whose code every compiled callable shares, so its
+    # guards (the bound module's type) would add up across models and hit
+    # the recompile limit; `fresh` has code of its own per adopted module.
+    compiled = torch.compile(fresh, backend=backend)
+    state.compiled_forward = functools.partial(compiled, root)
     root.__class__ = type(f"AlpaCompiled{cls.__name__}", (AlpaCompiledModule, cls),
                           {"forward": _class_forward(original)})
     root._alpa_compile = state

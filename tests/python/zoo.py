@@ -113,9 +113,14 @@ def _train(family: str, door: Dict, optimizer: str):
                                         stage_meshes=door["stage_meshes"])
         opt = make_optimizer(pmodel.parameters(), optimizer)
         for step in range(STEPS):
-            losses.append(float(pmodel.step(*batch(step), target, mse, optimizer=opt)))
+            losses.append(float(pmodel.step(batch(step), target, mse, optimizer=opt)))
     else:
         if kind == "compile":
+            # Each cell is a new process state for Dynamo: its caches are per
+            # code object, and transformers' forward decorators are one code
+            # object for all models, so after 8 models Dynamo's recompile
+            # limit would leave the next ones uncompiled (docs/compile.md).
+            torch._dynamo.reset()
             pmodel = torch.compile(model, backend="alpa", options={"mesh_shape": mesh})
         else:
             pmodel = alpa_torch.parallelize(model, batch(0), mesh_shape=mesh)

@@ -144,13 +144,17 @@ def transformer_encoder():
 
 
 class CNN(torch.nn.Module):
-    """Two conv + BatchNorm blocks and a classifier head."""
+    """Two conv + BatchNorm blocks and a classifier head. The convolutions
+    have no bias, as in ResNets: BatchNorm subtracts the mean, so a bias
+    before it has an exact gradient of 0, and AdamW turns the rounding noise
+    in that gradient (sharded and whole convolutions add in different
+    orders) into steps of up to lr (docs/model_zoo.md)."""
 
     def __init__(self):
         super().__init__()
-        self.block1 = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1),
+        self.block1 = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False),
                                           torch.nn.BatchNorm2d(8), torch.nn.ReLU())
-        self.block2 = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1),
+        self.block2 = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1, bias=False),
                                           torch.nn.BatchNorm2d(8), torch.nn.ReLU())
         self.head = torch.nn.Linear(8 * 8 * 8, 10)
 
