@@ -91,8 +91,12 @@ def _spmd_worker(rank, world, victim, signame, phase):
 def test_spmd_fault_names_the_failed_rank(victim, signame, phase):
     run = run_with_fault(_spmd_worker, 4, victim, signame, phase)
     _check_survivors(run, victim, _timeout_s(signame))
+    # Seen at the first collective with the failed rank: in the fault's step,
+    # or, for a fault in backward, the next step's forward when this plan
+    # has no backward collective left with it (fc1's input needs no
+    # gradient, so Megatron's backward all-reduce is not there).
     for r in run.survivors:
-        assert run.results[r]["step"] == 3, run.results[r]
+        assert run.results[r]["step"] in ((3,) if phase == "forward" else (3, 4)), run.results[r]
     if victim == 0:
         assert any("store" in run.results[r]["message"] for r in run.survivors), run.results
 
