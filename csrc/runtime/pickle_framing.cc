@@ -109,18 +109,20 @@ core::Status check_pickle_framing(std::string_view pickle, const std::string& na
         break;
       case Arg::kFixed:
       case Arg::kMemo:
-      case Arg::kFrame:
+      case Arg::kFrame: {
         if (left < op.size) return bad(at, "an opcode's argument runs past the end");
-        if (op.arg == Arg::kMemo && little_endian(pickle.substr(pos, op.size)) > opcodes) {
-          return bad(at, "memo index " + std::to_string(little_endian(pickle.substr(pos, op.size))) +
-                             " after only " + std::to_string(opcodes) + " opcodes");
+        const uint64_t value = little_endian(pickle.substr(pos, op.size));
+        if (op.arg == Arg::kMemo && value > opcodes) {
+          return bad(at, "memo index " + std::to_string(value) + " after only " +
+                             std::to_string(opcodes) + " opcodes");
         }
-        if (op.arg == Arg::kFrame && little_endian(pickle.substr(pos, op.size)) > left - op.size) {
-          return bad(at, "a frame of " + std::to_string(little_endian(pickle.substr(pos, op.size))) +
-                             " bytes where " + std::to_string(left - op.size) + " remain");
+        if (op.arg == Arg::kFrame && value > left - op.size) {
+          return bad(at, "a frame of " + std::to_string(value) + " bytes where " +
+                             std::to_string(left - op.size) + " remain");
         }
         pos += op.size;
         break;
+      }
       case Arg::kLength:
       case Arg::kSignedLength: {
         if (left < op.size) return bad(at, "a length runs past the end");
