@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.fx
 
-from alpa_torch import _C
+from alpa_torch import _C, expert_ops
 from alpa_torch.errors import CaptureError
 
 GRAPH_FORMAT = "alpa_torch.graph"
@@ -49,6 +49,9 @@ class CapturedGraph:
         # keyword arguments capture added to the forward (use_cache=False):
         # the parallel runners pass them too, plan() explains them in notes
         self.added_kwargs: Dict[str, Any] = {}
+        # experts modules captured as one alpa.moe_experts op each:
+        # {module path: (module, parameter names)} (alpa_torch/expert_ops.py)
+        self.experts: Dict[str, Any] = {}
         self.notes: List[str] = []
 
     # -- persistence -------------------------------------------------------
@@ -164,11 +167,13 @@ def capture(module: torch.nn.Module, example_args: Any = (),
     """
     args, kwargs = _check_arguments(module, example_args, example_kwargs)
     added = training_kwargs(module, args, kwargs)
-    exported = _export(module, args, {**kwargs, **added})
+    with expert_ops.experts_as_ops(module) as experts:
+        exported = _export(module, args, {**kwargs, **added})
     doc = _GraphConverter(exported, module, name or type(module).__name__).convert()
     graph = _C.Graph.from_json(json.dumps(doc, allow_nan=True), annotate_flops=True)
     captured = CapturedGraph(graph, exported)
     captured.added_kwargs = added
+    captured.experts = experts
     if added:
         captured.notes.append(
             f"capture passed use_cache=False to {type(module).__name__}.forward (its default "

@@ -1,13 +1,28 @@
-"""Expert parallelism for mixture-of-experts layers: the local program of a
-grouped matmul whose expert weights the plan splits by expert.
+"""Mixture-of-experts layers: capture keeps each experts module of
+transformers as one op, ``alpa.moe_experts``, and its local programs run
+data, expert (partial-sum) or token-exchange expert parallelism.
 
-transformers' experts (``transformers.grouped_mm_fallback``, and
-``aten._grouped_mm`` on GPUs) multiply rows of ``x`` [t, k], sorted by
-expert, by ``w[e]`` [k, n], expert ``e`` owning rows
-``offs[e-1] .. offs[e]``. A rank holding experts ``first .. first+E/n``
-multiplies only their rows and leaves zeros elsewhere; the rewrite then
-all-reduces the output over the expert axes (each row is computed on
-exactly one rank), and by duality x's gradient.
+transformers' experts modules (classes decorated by
+``use_experts_implementation``: Mixtral, Qwen-MoE, DeepSeek, ...) hold
+parameters [E, ...] and compute ``forward(hidden [t, h], top_k_index [t, k],
+top_k_weights [t, k])``: each token's weighted sum over its k experts. Which
+rows meet which expert is data-dependent, so at the level of ATen ops the
+planner could only split inside experts; as one op it can also move tokens:
+
+    tokens split on an axis, experts too (expert parallelism, GShard):
+      rank r: its tokens' routed rows, sorted by expert  --all-to-all-->
+              rows of every rank for experts E_l·r ..     experts (local)
+              --all-to-all back--> weighted sum over k   (nothing reduced)
+
+The all-to-alls carry data-dependent row counts (``alpa.all_to_all_rows``,
+counts exchanged first). With experts split but tokens whole, each rank
+computes its experts' rows for every token and the output is a partial sum
+(the rewrite all-reduces it).
+
+The grouped matmul op itself (``transformers.grouped_mm_fallback``,
+``aten._grouped_mm``, seen when the experts are traced through, as under
+torch.compile) has a rule too: ``grouped_mm_experts`` runs it on this rank's
+experts' rows, zeros elsewhere:
 
     rows  0 ....... start ...... end ........ t
     x     [ others' | my experts' | others'  ]
@@ -15,9 +30,147 @@ exactly one rank), and by duality x's gradient.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+from typing import Dict, Iterator, List, Optional, Tuple
+
 import torch
 
+from alpa_torch.runtime import load_runtime
+
 GROUPED_MM = ("grouped_mm_fallback", "_grouped_mm")
+EXPERTS_OP = "moe_experts"
+
+
+# ---- capture: an experts module as one op --------------------------------------
+
+@torch.library.custom_op("alpa::moe_experts", mutates_args=())
+def _moe_experts(hidden: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor,
+                 params: List[torch.Tensor], module: str) -> torch.Tensor:
+    raise RuntimeError(
+        f"alpa.moe_experts (the experts module {module!r}) runs only inside alpa_torch's "
+        f"parallel programs; run the model itself to compute it in one process")
+
+
+@_moe_experts.register_fake
+def _(hidden, top_k_index, top_k_weights, params, module):
+    return torch.empty_like(hidden)
+
+
+def is_experts_module(module: torch.nn.Module) -> bool:
+    """An experts module of transformers' experts interface: an int
+    ``num_experts``, the interface's ``_apply_gate``, and its own
+    parameters, every one [num_experts, ...]."""
+    count = getattr(module, "num_experts", None)
+    params = list(module.parameters(recurse=False))
+    return (isinstance(count, int) and count > 0 and callable(getattr(type(module), "_apply_gate", None))
+            and bool(params) and all(p.dim() >= 2 and p.shape[0] == count for p in params)
+            and all(not list(child.parameters()) for child in module.children()))
+
+
+ExpertsEntry = Tuple[torch.nn.Module, List[str]]  # (module, its parameter names in op order)
+
+
+@contextlib.contextmanager
+def experts_as_ops(root: torch.nn.Module) -> Iterator[Dict[str, ExpertsEntry]]:
+    """While active, every experts module under `root` computes through
+    ``alpa.moe_experts`` (for torch.export). Yields {module path: entry}."""
+    found: Dict[str, ExpertsEntry] = {}
+    patched = []
+    for path, module in root.named_modules():
+        if not is_experts_module(module):
+            continue
+        names = [n for n, _ in module.named_parameters(recurse=False)]
+        found[path] = (module, names)
+        had = module.__dict__.get("forward")
+
+        def forward(hidden_states, top_k_index, top_k_weights, _m=module, _n=names, _p=path):
+            return torch.ops.alpa.moe_experts(hidden_states, top_k_index, top_k_weights,
+                                              [getattr(_m, n) for n in _n], _p)
+
+        module.forward = forward
+        patched.append((module, had))
+    try:
+        yield found
+    finally:
+        for module, had in patched:
+            if had is None:
+                del module.forward
+            else:
+                module.forward = had
+
+
+# ---- local programs --------------------------------------------------------------
+
+def _stand_in(module: torch.nn.Module, names: List[str], params: List[torch.Tensor]) -> torch.nn.Module:
+    """A shallow copy of `module` computing with `params` (this rank's
+    experts): the experts interface's own forward then runs on them."""
+    twin = copy.copy(module)
+    twin._parameters = dict(module._parameters)
+    for name, p in zip(names, params):
+        twin._parameters[name] = p
+    twin.num_experts = int(params[0].shape[0])
+    return twin
+
+
+def _expert_rows(twin: torch.nn.Module, rows: torch.Tensor, experts: torch.Tensor,
+                 weight_dtype: torch.dtype, params: List[torch.Tensor]) -> torch.Tensor:
+    """Each row through its (local) expert, unweighted: the module's forward
+    with one expert per row and weight 1."""
+    if rows.shape[0] == 0:
+        # no row for these experts: their gradients are zeros, as in one
+        # process, and the rows stay in the backward graph, so that this rank
+        # joins the backward all-to-alls as every other rank does
+        return rows.new_zeros(rows.shape) + (rows.sum() + sum(p.sum() for p in params)) * 0
+    ones = torch.ones(rows.shape[0], 1, dtype=weight_dtype, device=rows.device)
+    return type(twin).forward(twin, rows, experts.unsqueeze(1), ones)
+
+
+def _combine(rows_out: torch.Tensor, order: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
+    """Weighted sum over each token's k rows; `rows_out[i]` belongs to flat
+    (token, slot) ``order[i]``; slots absent from `order` add zero."""
+    tokens, k = top_k_weights.shape
+    weights = top_k_weights.reshape(-1)[order].unsqueeze(1).to(rows_out.dtype)
+    flat = rows_out.new_zeros(tokens * k, rows_out.shape[1]).index_copy(0, order, rows_out * weights)
+    return flat.view(tokens, k, rows_out.shape[1]).sum(dim=1)
+
+
+def moe_experts_local(entry: ExpertsEntry, hidden: torch.Tensor, top_k_index: torch.Tensor,
+                      top_k_weights: torch.Tensor, params: List[torch.Tensor], *, piece: int,
+                      count: int, group: Optional[str], node: str = "") -> torch.Tensor:
+    """This rank's part of an experts layer. `params` hold experts
+    ``piece·E_l ..`` (E_l = their dim 0) of ``count·E_l``; `group`: the
+    exchange group (tokens moved to their experts), or None (tokens local:
+    data parallel when count is 1, else a partial sum of this rank's
+    experts)."""
+    module, names = entry
+    twin = _stand_in(module, names, params)
+    local = int(params[0].shape[0])
+    k = top_k_index.shape[1]
+    ids = top_k_index.reshape(-1)
+    if count == 1:  # every expert here: the module's own computation
+        return type(twin).forward(twin, hidden, top_k_index, top_k_weights)
+    first = piece * local
+    if group is None:
+        order = torch.nonzero((ids >= first) & (ids < first + local)).squeeze(1)
+        order = order[torch.argsort(ids[order], stable=True)]
+        out = _expert_rows(twin, hidden[order // k], ids[order] - first, top_k_weights.dtype, params)
+        return _combine(out, order, top_k_weights).to(hidden.dtype)
+    # token exchange: rows go to the rank owning their expert and come back
+    load_runtime()
+    order = torch.argsort(ids, stable=True)
+    sorted_ids = ids[order]
+    send_counts = torch.bincount(torch.div(sorted_ids, local, rounding_mode="floor"), minlength=count)
+    ones = [1] * count
+    recv_counts = torch.ops.alpa.all_to_all_rows(send_counts, ones, ones, group, node)
+    send, recv = send_counts.tolist(), recv_counts.tolist()
+    rows = torch.ops.alpa.all_to_all_rows(hidden[order // k], send, recv, group, node)
+    experts = torch.ops.alpa.all_to_all_rows(sorted_ids, send, recv, group, node) - first
+    by_expert = torch.argsort(experts, stable=True)
+    out = _expert_rows(twin, rows[by_expert], experts[by_expert], top_k_weights.dtype, params)
+    out = torch.zeros_like(out).index_copy(0, by_expert, out)  # back in arrival order
+    back = torch.ops.alpa.all_to_all_rows(out, recv, send, group, node)
+    return _combine(back, order, top_k_weights).to(hidden.dtype)
 
 
 def grouped_mm_experts(op, x: torch.Tensor, weight: torch.Tensor, offs: torch.Tensor,

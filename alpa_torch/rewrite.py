@@ -128,6 +128,7 @@ class _Rewriter:
         for s in exported.graph_signature.input_specs:
             if s.kind.name == "PARAMETER" and hasattr(s.arg, "name"):
                 self.alias_of[s.arg.name] = by_fqn.get(s.target, s.arg.name)
+        self.experts = getattr(captured, "experts", {})
         self.buffers = {s.arg.name for s in exported.graph_signature.input_specs
                         if s.kind.name == "BUFFER" and hasattr(s.arg, "name")}
         self.buffer_views: List[Tuple[str, str]] = []
@@ -216,7 +217,9 @@ class _Rewriter:
         out_specs = [Spec.parse(s) for s in ns["outputs"]]
         out_shapes = [list(o[0]) for o in self.nodes[name].outputs]
         self._localize_sizes(base, schema, args, kwargs, out_specs, out_shapes)
-        if partial_axes is not None and base == "embedding":
+        if base == expert_ops.EXPERTS_OP:
+            result = self._moe_experts(node, args, ns, partial_axes)
+        elif partial_axes is not None and base == "embedding":
             result = self._vocab_parallel_embedding(args, ns, partial_axes, node)
         elif sync_axes is not None and "batch_norm" in base:
             result = self._sync_batch_norm(args, node, sync_axes)
@@ -266,6 +269,35 @@ class _Rewriter:
             count = len(args[names.index("sizes")])
             dim = args[names.index("dim")] % (len(out_shapes[0]) - count + 1)
             set_arg("sizes", local0[dim:dim + count])
+
+    def _moe_experts(self, node, args, ns, partial_axes):
+        """An experts layer (alpa_torch/expert_ops.py): tokens split on the
+        axes that also split the experts are exchanged by all-to-all; experts
+        split on other axes leave partial sums."""
+        hidden, index, weights, params, path = args
+        entry = self.experts.get(path)
+        if entry is None:
+            raise RuntimeError(
+                f"node {node.name} runs the experts module {path!r}, which the captured model "
+                f"does not have; capture the model you parallelize")
+        expert_spec = Spec.parse(ns["inputs"][3])
+        tokens, experts = Spec.parse(ns["inputs"][0]).dims[0], expert_spec.dims[0]
+        piece, count, _ = expert_spec.pieces(self.mesh)[0]
+        exchange = experts if experts and set(experts) <= set(tokens) else []
+        if (experts and not exchange and set(experts) & set(tokens)) or exchange != sorted(exchange):
+            raise NotImplementedError(
+                f"node {node.name}: experts split over mesh axes {experts} with tokens over "
+                f"{tokens}; alpa_torch exchanges tokens over whole expert axes only")
+        group = self.group(exchange) if exchange else None
+
+        def moe_experts_local(hidden, index, weights, params):
+            return expert_ops.moe_experts_local(entry, hidden, index, weights, params, piece=piece,
+                                                count=count, group=group, node=node.name)
+
+        out = self.call(moe_experts_local, hidden, index, weights, params)
+        if partial_axes is not None:
+            out = self.call(torch.ops.alpa.all_reduce, out, self.group(partial_axes))
+        return out
 
     def _partial_sum_op(self, target, base, args, kwargs, axes, num_outputs):
         g = self.group(axes)

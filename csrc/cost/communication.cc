@@ -30,7 +30,12 @@ double collective_time(const Collective& c, const mesh::DeviceMesh& mesh,
     case CollectiveKind::kAllReduce: t = alpha + 2 * beta * (n - 1) / n * b; break;
     case CollectiveKind::kAllGather:
     case CollectiveKind::kReduceScatter: t = alpha + beta * (n - 1) / n * b; break;
-    case CollectiveKind::kAllToAll: t = alpha + beta * (n - 1) / (n * n) * b; break;
+    // b is one device's buffer, of which it sends (n-1)/n away (and
+    // receives as much); Alpa's formula, kept for its cost mode, divides
+    // by n once more (it reads b as the whole tensor).
+    case CollectiveKind::kAllToAll:
+      t = alpha + beta * (n - 1) / n * b / (options.mode == CostOptions::Mode::kAlpa ? n : 1);
+      break;
     case CollectiveKind::kSendRecv: t = alpha + beta * b; break;
   }
   if (options.mode == CostOptions::Mode::kAlpa) t += options.alpa_collective_penalty;

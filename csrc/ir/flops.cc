@@ -14,7 +14,8 @@ namespace {
 
 const std::set<std::string, std::less<>> kMatmulOps = {
     "mm", "addmm", "bmm", "baddbmm", "linear", "matmul", "einsum", "addbmm",
-    "grouped_mm_fallback", "_grouped_mm"};  // MoE: each row meets one expert
+    "grouped_mm_fallback", "_grouped_mm",  // MoE: each row meets one expert
+    "moe_experts"};
 const std::set<std::string, std::less<>> kConvOps = {
     "convolution", "conv1d", "conv2d", "conv3d", "_convolution"};
 const std::set<std::string, std::less<>> kAttentionOps = {
@@ -76,9 +77,26 @@ core::StatusOr<double> einsum_flops(const Graph& g, const Node& n) {
   return n.inputs.size() >= 2 ? 2 * total : total;
 }
 
+// A whole experts layer: each of the t·k routed rows multiplies one
+// expert's slice of every parameter [e, ...] (weights; biases add little).
+core::StatusOr<double> moe_experts_flops(const Graph& g, const Node& n) {
+  if (n.inputs.size() < 4) {
+    return core::invalid_argument(fmt::format("moe_experts node '{}' has no expert parameters", n.name));
+  }
+  const Shape& index = g.meta(n.inputs[1]).shape;
+  double rows = static_cast<double>(prod(index, 0, index.size()));
+  double per_row = 0;
+  for (size_t i = 3; i < n.inputs.size(); ++i) {
+    const Shape& p = g.meta(n.inputs[i]).shape;
+    if (p.size() >= 3) per_row += static_cast<double>(prod(p, 1, p.size()));
+  }
+  return 2 * rows * per_row;
+}
+
 core::StatusOr<double> matmul_flops(const Graph& g, const Node& n) {
   std::string_view base = op_base_name(n.op);
   if (base == "einsum") return einsum_flops(g, n);
+  if (base == "moe_experts") return moe_experts_flops(g, n);
   size_t a_pos = (base == "addmm" || base == "baddbmm" || base == "addbmm") ? 1 : 0;
   if (n.inputs.size() < a_pos + 2) {
     return core::invalid_argument(fmt::format("matmul node '{}' has too few inputs", n.name));

@@ -14,6 +14,9 @@
 //   shard(dim)              local slice                 all-gather
 //   reduce_scatter(dim)     sum, keep own slice         all-gather
 //   all_to_all(split, cat)  move split pieces           the reverse move
+//   all_to_all_rows         send send_counts[r] rows to  the reverse move
+//     (send, recv)          rank r, receive recv_counts  (counts swapped)
+//                           (mixture-of-experts tokens)
 //
 // The planner's collectives and resharding steps name exactly these ops.
 // Each takes the name of the graph node it serves (`node`, "" if none), so
@@ -265,6 +268,50 @@ struct AllToAll : torch::autograd::Function<AllToAll> {
   }
 };
 
+// Rows of x, in rank order: the first send[0] to rank 0, the next send[1]
+// to rank 1...; the result holds recv[r] rows from each rank r, in rank
+// order. Every rank's send[r'] must equal rank r''s recv[this rank].
+at::Tensor exchange_rows(const at::Tensor& x, std::vector<int64_t> send, std::vector<int64_t> recv,
+                         const Site& site) {
+  auto pg = group_of(site);
+  auto n = static_cast<size_t>(pg->getSize());
+  TORCH_CHECK(x.dim() >= 1 && send.size() == n && recv.size() == n, "alpa.", site.op,
+              ": needs a tensor with rows and one send and one receive count per rank of group '",
+              site.group, "' (", n, " ranks), got ", send.size(), " and ", recv.size());
+  int64_t sent = 0, received = 0;
+  for (size_t r = 0; r < n; ++r) {
+    TORCH_CHECK(send[r] >= 0 && recv[r] >= 0, "alpa.", site.op, ": negative row count");
+    sent += send[r];
+    received += recv[r];
+  }
+  TORCH_CHECK(sent == x.size(0), "alpa.", site.op, ": the send counts add up to ", sent,
+              " rows but the tensor has ", x.size(0));
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes[0] = received;
+  at::Tensor output = at::empty(sizes, x.options());
+  at::Tensor input = x.contiguous();
+  run(pg, site, [&] { return pg->alltoall_base(output, input, recv, send); });
+  return output;
+}
+
+struct AllToAllRows : torch::autograd::Function<AllToAllRows> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::vector<int64_t> send,
+                            std::vector<int64_t> recv, const std::string& group,
+                            const std::string& node) {
+    const Site site{"all_to_all_rows", group, node};
+    save_site(ctx, site);
+    ctx->saved_data["send"] = send;
+    ctx->saved_data["recv"] = recv;
+    return exchange_rows(x, send, recv, site);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {exchange_rows(grads[0], ctx->saved_data["recv"].toIntVector(),
+                          ctx->saved_data["send"].toIntVector(),
+                          backward_site(ctx, "all_to_all_rows (backward)")),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 TORCH_LIBRARY(alpa, m) {
@@ -275,6 +322,8 @@ TORCH_LIBRARY(alpa, m) {
   m.def("shard(Tensor x, int dim, str group, str node=\"\") -> Tensor");
   m.def("reduce_scatter(Tensor x, int dim, str group, str node=\"\") -> Tensor");
   m.def("all_to_all(Tensor x, int from_dim, int to_dim, str group, str node=\"\") -> Tensor");
+  m.def("all_to_all_rows(Tensor x, int[] send_counts, int[] recv_counts, str group, "
+        "str node=\"\") -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(alpa, CompositeImplicitAutograd, m) {
@@ -299,6 +348,10 @@ TORCH_LIBRARY_IMPL(alpa, CompositeImplicitAutograd, m) {
   });
   m.impl("all_to_all", [](const at::Tensor& x, int64_t from, int64_t to, S g, S node) {
     return AllToAll::apply(x, from, to, std::string(g), std::string(node));
+  });
+  m.impl("all_to_all_rows", [](const at::Tensor& x, c10::IntArrayRef send, c10::IntArrayRef recv,
+                               S g, S node) {
+    return AllToAllRows::apply(x, send.vec(), recv.vec(), std::string(g), std::string(node));
   });
 }
 

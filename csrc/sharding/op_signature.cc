@@ -66,6 +66,7 @@ const RuleTable& rule_table() {
     register_shape_rules(t);
     register_attention_rules(t);
     register_conv_rules(t);
+    register_expert_rules(t);
     return t;
   }();
   return table;

@@ -44,6 +44,18 @@ struct OpSignature {
   /// lack makes their gradient partial. The runtime adds them after the
   /// forward all-reduce.
   std::vector<int64_t> addends;
+  /// Token exchange of mixture-of-experts layers: {token letter, expert
+  /// letter}, or empty. A mesh axis may split both at once (written "t+e"
+  /// in a strategy's assignment): each device holds its own tokens and its
+  /// own experts, and every routed row travels by all-to-all to the device
+  /// of its expert and back (`exchange_rows` rows per token of input
+  /// `exchange_input`), forward and, by duality, backward. On such an axis
+  /// the expert letter is not contracted (each expert sees all its rows)
+  /// and no gradient is partial. An axis on the expert letter alone still
+  /// means partial sums; the two are not mixed in one strategy.
+  std::string exchange;
+  double exchange_rows = 1;
+  int64_t exchange_input = 0;
 };
 
 /// Signature of `node`, or nullopt when no rule covers its op (the planner
@@ -74,6 +86,7 @@ void register_embedding_rules(RuleTable& table);
 void register_shape_rules(RuleTable& table);
 void register_attention_rules(RuleTable& table);
 void register_conv_rules(RuleTable& table);
+void register_expert_rules(RuleTable& table);
 
 // ---- helpers shared by the rules ----------------------------------------------
 /// Letters for a tensor of `shape` whose trailing dims align with `full`

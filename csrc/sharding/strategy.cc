@@ -89,13 +89,34 @@ double local_bytes(const ir::TensorMeta& meta, const ShardingSpec& spec,
   return static_cast<double>(meta.bytes()) / static_cast<double>(spec.total_shards(mesh));
 }
 
+MeshAxes without(MeshAxes axes, const MeshAxes& drop) {
+  axes.erase(std::remove_if(axes.begin(), axes.end(),
+                            [&](int a) { return std::find(drop.begin(), drop.end(), a) != drop.end(); }),
+             axes.end());
+  return axes;
+}
+
+// Axes that split both letters of the signature's token exchange.
+MeshAxes exchange_axes(const OpSignature& sig, const Assignment& assign) {
+  MeshAxes out;
+  if (sig.exchange.size() != 2) return out;
+  auto tokens = assign.find(sig.exchange[0]), experts = assign.find(sig.exchange[1]);
+  if (tokens == assign.end() || experts == assign.end()) return out;
+  for (int a : experts->second) {
+    if (std::find(tokens->second.begin(), tokens->second.end(), a) != tokens->second.end()) out.push_back(a);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // Collectives an op needs under `assign` (see op_signature.h for the rules).
 void add_op_collectives(const ir::Graph& g, const ir::Node& n, const OpSignature& sig,
                         const Assignment& assign, const mesh::DeviceMesh& mesh,
                         const std::vector<bool>& input_needs_grad, Strategy& s) {
   std::string out_letters;
   for (const std::string& o : sig.outputs) out_letters += o;
-  MeshAxes contracted = axes_of_letters(assign, out_letters, false);
+  const MeshAxes exchange = exchange_axes(sig, assign);
+  MeshAxes contracted = without(axes_of_letters(assign, out_letters, false), exchange);
   if (!contracted.empty()) {
     for (size_t j = 0; j < n.outputs.size(); ++j) {
       s.collectives.push_back({CollectiveKind::kAllReduce, contracted,
@@ -114,12 +135,26 @@ void add_op_collectives(const ir::Graph& g, const ir::Node& n, const OpSignature
       bool in_output = out_letters.find(letter) != std::string::npos;
       if (!in_input && (in_output || !addend)) missing.insert(missing.end(), axes.begin(), axes.end());
     }
+    missing = without(missing, exchange);
     std::sort(missing.begin(), missing.end());
+    missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
     if (missing.empty()) continue;
     s.collectives.push_back({CollectiveKind::kAllReduce, missing,
                              local_bytes(g.meta(n.inputs[i]), s.inputs[i], mesh),
                              Phase::kBackward, fmt::format("partial grad of input {}", i),
                              static_cast<int64_t>(i)});
+  }
+  if (!exchange.empty()) {
+    auto i = static_cast<size_t>(sig.exchange_input);
+    double bytes = sig.exchange_rows * local_bytes(g.meta(n.inputs.at(i)), s.inputs.at(i), mesh);
+    for (const char* what : {"token dispatch", "token combine"}) {
+      s.collectives.push_back({CollectiveKind::kAllToAll, exchange, bytes, Phase::kForward, what});
+    }
+    if (any_grad) {
+      for (const char* what : {"token combine (backward)", "token dispatch (backward)"}) {
+        s.collectives.push_back({CollectiveKind::kAllToAll, exchange, bytes, Phase::kBackward, what});
+      }
+    }
   }
   if (!sig.sync_letters.empty()) {
     MeshAxes sync;
@@ -179,6 +214,10 @@ std::vector<Strategy> op_strategies(const ir::Graph& g, const ir::Node& n,
     }
   }
   std::vector<char> choices0{0}, choices1{0};  // 0 = axis unused
+  // kBoth: the axis splits both letters of the token exchange
+  constexpr char kBoth = '+';
+  bool exchange = sig.exchange.size() == 2 && letters.count(sig.exchange[0]) && letters.count(sig.exchange[1]);
+  if (exchange) letters.insert(kBoth);
   for (char c : letters) {
     if (mesh.axis_size(0) > 1) choices0.push_back(c);
     if (mesh.axis_size(1) > 1) choices1.push_back(c);
@@ -187,9 +226,18 @@ std::vector<Strategy> op_strategies(const ir::Graph& g, const ir::Node& n,
   std::set<std::string> seen;
   for (char c0 : choices0) {
     for (char c1 : choices1) {
+      // experts split on one axis by exchange and on the other by partial
+      // sums is not a strategy (see OpSignature::exchange)
+      if (exchange && ((c0 == kBoth && c1 == sig.exchange[1]) || (c1 == kBoth && c0 == sig.exchange[1]))) continue;
       Assignment assign;
-      if (c0) assign[c0].push_back(0);
-      if (c1) assign[c1].push_back(1);
+      for (auto [c, axis] : {std::pair{c0, 0}, std::pair{c1, 1}}) {
+        if (c == kBoth) {
+          assign[sig.exchange[0]].push_back(axis);
+          assign[sig.exchange[1]].push_back(axis);
+        } else if (c) {
+          assign[c].push_back(axis);
+        }
+      }
       for (const auto& [in_blocks, out_blocks] : block_variants(g, n, sig, assign, block_hints)) {
         bool ok = true;
         for (size_t i = 0; i < n.inputs.size() && ok; ++i) {
@@ -204,9 +252,9 @@ std::vector<Strategy> op_strategies(const ir::Graph& g, const ir::Node& n,
         for (size_t j = 0; j < n.outputs.size(); ++j) s.outputs.push_back(spec_for(sig.outputs[j], assign, out_blocks));
         s.name = strategy_name(s.outputs, s.inputs);
         if (!seen.insert(s.name).second) continue;
-        for (const auto& [letter, axes] : assign) {
-          for (int a : axes) s.parallel_degree *= mesh.axis_size(a);
-        }
+        std::set<int> split_axes;
+        for (const auto& [letter, axes] : assign) split_axes.insert(axes.begin(), axes.end());
+        for (int a : split_axes) s.parallel_degree *= mesh.axis_size(a);
         add_op_collectives(g, n, sig, assign, mesh, input_needs_grad, s);
         out.push_back(std::move(s));
       }

@@ -24,7 +24,12 @@ TEST(CommunicationTest, FormulasPerKind) {
   EXPECT_DOUBLE_EQ(collective_time({CollectiveKind::kAllReduce, {1}, b}, m, o), 1e-6 + 2 * 1e-9 * 3.0 / 4 * b);
   EXPECT_DOUBLE_EQ(collective_time({CollectiveKind::kAllGather, {1}, b}, m, o), 1e-6 + 1e-9 * 3.0 / 4 * b);
   EXPECT_DOUBLE_EQ(collective_time({CollectiveKind::kReduceScatter, {1}, b}, m, o), 1e-6 + 1e-9 * 3.0 / 4 * b);
-  EXPECT_DOUBLE_EQ(collective_time({CollectiveKind::kAllToAll, {1}, b}, m, o), 1e-6 + 1e-9 * 3.0 / 16 * b);
+  // all-to-all: each device sends 3/4 of its buffer b away
+  EXPECT_DOUBLE_EQ(collective_time({CollectiveKind::kAllToAll, {1}, b}, m, o), 1e-6 + 1e-9 * 3.0 / 4 * b);
+  CostOptions alpa = o;
+  alpa.mode = CostOptions::Mode::kAlpa;  // Alpa's all-to-all formula, (n-1)/n^2
+  EXPECT_DOUBLE_EQ(collective_time({CollectiveKind::kAllToAll, {1}, b}, m, alpa),
+                   1e-6 + 1e-9 * 3.0 / 16 * b + alpa.alpa_collective_penalty);
   // axis 0 crosses hosts: n = 2, α = 1e-5, β = 1e-8
   EXPECT_DOUBLE_EQ(collective_time({CollectiveKind::kAllReduce, {0}, b}, m, o), 1e-5 + 2 * 1e-8 * 1.0 / 2 * b);
   // both axes: n = 8, the slower link
