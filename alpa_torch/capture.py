@@ -169,6 +169,7 @@ def capture(module: torch.nn.Module, example_args: Any = (),
     added = training_kwargs(module, args, kwargs)
     with expert_ops.experts_as_ops(module) as experts:
         exported = _export(module, args, {**kwargs, **added})
+    functionalize_safe_inplace(exported.graph)
     doc = _GraphConverter(exported, module, name or type(module).__name__).convert()
     graph = _C.Graph.from_json(json.dumps(doc, allow_nan=True), annotate_flops=True)
     captured = CapturedGraph(graph, exported)
@@ -180,6 +181,44 @@ def capture(module: torch.nn.Module, example_args: Any = (),
             f"builds a key/value cache, which training does not read); the parallel model "
             f"passes it on every call too. Pass use_cache explicitly to decide otherwise")
     return captured
+
+
+def _aliases_input(target) -> bool:
+    """The op returns a view of (or writes into) an input."""
+    schema = getattr(target, "_schema", None)
+    return schema is not None and any(r.alias_info is not None for r in schema.returns)
+
+
+def functionalize_safe_inplace(graph: torch.fx.Graph) -> int:
+    """Turns in-place ATen ops on intermediate values (``x.div_(s)``) into
+    their functional twins (``div``) where no one can see the difference:
+    `x` is computed in the graph (not an input or buffer), is not itself a
+    view (the write would reach its base), and no other node reads `x` or
+    a view of it after the op (torch.export rebinds later reads to the op's
+    result). The planner then has the op's rule, and a resharded `x` cannot
+    lose the write. Returns how many ops changed."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    changed = 0
+    for node in list(graph.nodes):
+        target = node.target
+        if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload):
+            continue
+        schema = target._schema
+        if not (schema.arguments and schema.arguments[0].alias_info is not None
+                and schema.arguments[0].alias_info.is_write and target._opname.endswith("_")):
+            continue
+        x = node.args[0] if node.args else None
+        if not isinstance(x, torch.fx.Node) or x.op != "call_function" or _aliases_input(x.target):
+            continue
+        if any(u is not node and (order[u] > order[node] or _aliases_input(u.target)) for u in x.users):
+            continue
+        packet = getattr(torch.ops.aten, target._opname[:-1], None)
+        functional = getattr(packet, target._overloadname, None) if packet is not None else None
+        if functional is None or functional._schema.is_mutable:
+            continue
+        node.target = functional
+        changed += 1
+    return changed
 
 
 def training_kwargs(module: torch.nn.Module, args: tuple, kwargs: Dict[str, Any]) -> Dict[str, Any]:

@@ -198,6 +198,8 @@ class _Rewriter:
                     self.buffer_views.append((value.name, _spec_text(want)))
                 else:
                     local = self.reshard(self.env[value], src, want, shape)
+                    if writes[0] and local is not self.env[value]:
+                        self._refuse_lost_write(node, value, src, want)
                 if pos in grad_reduce:
                     local = self.call(torch.ops.alpa.grad_all_reduce, local, self.group(grad_reduce[pos]))
                 tensor_inputs.append(local)
@@ -207,7 +209,9 @@ class _Rewriter:
             return value
 
         args, kwargs = [], {}
+        writes = [False]  # the argument being converted is written in place
         for arg, value in schema_arguments(node):
+            writes[0] = arg.alias_info is not None and arg.alias_info.is_write
             value = convert(value)
             if arg.kwarg_only:
                 kwargs[arg.name] = value
@@ -269,6 +273,20 @@ class _Rewriter:
             count = len(args[names.index("sizes")])
             dim = args[names.index("dim")] % (len(out_shapes[0]) - count + 1)
             set_arg("sizes", local0[dim:dim + count])
+
+    @staticmethod
+    def _refuse_lost_write(node, value, src: Spec, want: Spec):
+        """An in-place op that would write into a resharded copy: later
+        readers of `value` (or of views of it) would miss the write.
+        (capture turns the in-place ops nobody can observe into functional
+        ones; what is left here writes through views.)"""
+        raise NotImplementedError(
+            f"node {node.name} ({node.target}) writes in place into {value.name}, which the plan "
+            f"lays out as {_spec_text(src) or 'a scalar'} but the op reads as {_spec_text(want)}: the "
+            f"write would land in a copy and later readers of {value.name} (or of its views) would "
+            f"miss it. Fix: write the model without the in-place update (e.g. torch.cat or "
+            f"torch.where instead of assigning into a slice); alpa_torch makes an in-place update "
+            f"functional by itself when no view of the value is read after it")
 
     def _moe_experts(self, node, args, ns, partial_axes):
         """An experts layer (alpa_torch/expert_ops.py): tokens split on the
