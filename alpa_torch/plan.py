@@ -22,8 +22,11 @@ class CollectiveRecord:
     axes: Tuple[int, ...]
     bytes: float        # per device
     phase: str          # forward or backward
-    what: str
+    what: str           # for people (explain()); code reads `role`
     input: int = -1     # the node input it concerns (-1: outputs or statistics)
+    # why it runs: reshard, partial_output, input_grad, parameter_grad,
+    # synced_statistics, synced_statistic_grads, token_dispatch, token_combine
+    role: str = "reshard"
 
 
 class Stage:
@@ -99,7 +102,7 @@ class Stage:
 
     def collectives(self) -> List[CollectiveRecord]:
         return [CollectiveRecord(self.index, c["node"], c["kind"], tuple(c["axes"]),
-                                 c["bytes"], c["phase"], c["what"], c["input"])
+                                 c["bytes"], c["phase"], c["what"], c["input"], c["role"])
                 for c in self._doc["collectives"]]
 
 

@@ -174,9 +174,9 @@ class _Rewriter:
         ns = self.specs[name]
         records = self.records.get(name, [])
         grad_reduce = {c.input: c.axes for c in records
-                       if c.phase == "backward" and c.input >= 0 and not c.what.startswith("reshard")}
-        partial_axes = next((c.axes for c in records if c.what == "partial sums of output"), None)
-        sync_axes = next((c.axes for c in records if c.what == "synced statistics"), None)
+                       if c.role in ("input_grad", "parameter_grad")}
+        partial_axes = next((c.axes for c in records if c.role == "partial_output"), None)
+        sync_axes = next((c.axes for c in records if c.role == "synced_statistics"), None)
         schema = node.target._schema
         position = [0]
         tensor_inputs: List[torch.fx.Node] = []

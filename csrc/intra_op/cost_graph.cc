@@ -141,6 +141,7 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
           if (c.input >= 0 && is_parameter_value(g, n.inputs[static_cast<size_t>(c.input)])) {
             c.fused = true;
             c.what = "parameter gradient";
+            c.role = sharding::CollectiveRole::kParameterGrad;
           }
         }
       }

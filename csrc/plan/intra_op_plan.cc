@@ -16,7 +16,7 @@ void add_records(StagePlan& stage, const std::string& node,
   for (const sharding::Collective& c : list) {
     stage.collectives.push_back(CollectiveRecord{stage.index, node, c.kind, c.axes, c.bytes, c.phase,
                                                  what_prefix.empty() ? c.what : what_prefix,
-                                                 c.input});
+                                                 c.input, c.role});
   }
 }
 
@@ -66,7 +66,8 @@ core::StatusOr<SolvedStage> plan_stage(const ir::Graph& graph, const mesh::Devic
       for (sharding::Collective c : *list) {
         c.input = e.dst_input;
         stage.collectives.push_back(CollectiveRecord{stage.index, node, c.kind, c.axes, c.bytes,
-                                                     c.phase, what, c.input});
+                                                     c.phase, what, c.input,
+                                                     sharding::CollectiveRole::kReshard});
       }
     }
   }

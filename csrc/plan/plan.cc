@@ -16,7 +16,8 @@ using sharding::ShardingSpec;
 
 bool operator==(const CollectiveRecord& a, const CollectiveRecord& b) {
   return a.stage == b.stage && a.node == b.node && a.kind == b.kind && a.axes == b.axes &&
-         a.bytes == b.bytes && a.phase == b.phase && a.what == b.what && a.input == b.input;
+         a.bytes == b.bytes && a.phase == b.phase && a.what == b.what && a.input == b.input &&
+         a.role == b.role;
 }
 
 bool operator==(const StagePlan& a, const StagePlan& b) {
@@ -156,7 +157,8 @@ Json stage_json(const StagePlan& s) {
         {"node", Json(c.node)}, {"kind", Json(sharding::collective_kind_name(c.kind))},
         {"axes", ints(std::vector<int64_t>(c.axes.begin(), c.axes.end()))},
         {"bytes", Json(c.bytes)}, {"phase", Json(sharding::phase_name(c.phase))},
-        {"what", Json(c.what)}, {"input", Json(c.input)}}));
+        {"what", Json(c.what)}, {"input", Json(c.input)},
+        {"role", Json(sharding::collective_role_name(c.role))}}));
   }
   j.set("collectives", colls);
   j.set("predicted_time", Json(s.predicted_time));
@@ -170,6 +172,20 @@ Json stage_json(const StagePlan& s) {
   j.set("outputs", stage_values_json(s.outputs));
   j.set("graph_outputs", ints(s.graph_outputs));
   return j;
+}
+
+// Plans written before records carried a role (alpa_torch 0.1): the role
+// their `what` text stood for.
+sharding::CollectiveRole legacy_role(const std::string& what) {
+  using sharding::CollectiveRole;
+  if (what == "partial sums of output") return CollectiveRole::kPartialOutput;
+  if (what == "parameter gradient") return CollectiveRole::kParameterGrad;
+  if (what.rfind("partial grad of input", 0) == 0) return CollectiveRole::kInputGrad;
+  if (what == "synced statistics") return CollectiveRole::kSyncedStatistics;
+  if (what == "synced statistic grads") return CollectiveRole::kSyncedStatisticGrads;
+  if (what.rfind("token dispatch", 0) == 0) return CollectiveRole::kTokenDispatch;
+  if (what.rfind("token combine", 0) == 0) return CollectiveRole::kTokenCombine;
+  return CollectiveRole::kReshard;
 }
 
 core::StatusOr<CollectiveRecord> collective_from(const Json& c, const std::string& w) {
@@ -195,6 +211,12 @@ core::StatusOr<CollectiveRecord> collective_from(const Json& c, const std::strin
   r.phase = phase == "backward" ? sharding::Phase::kBackward : sharding::Phase::kForward;
   ALPA_ASSIGN_OR_RETURN(r.what, core::json_get_string(c, "what", w));
   ALPA_ASSIGN_OR_RETURN(r.input, core::json_get_int(c, "input", w));
+  if (c.find("role") != nullptr) {
+    ALPA_ASSIGN_OR_RETURN(std::string role, core::json_get_string(c, "role", w));
+    ALPA_ASSIGN_OR_RETURN(r.role, sharding::parse_collective_role(role));
+  } else {
+    r.role = legacy_role(r.what);
+  }
   return r;
 }
 

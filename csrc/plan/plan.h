@@ -31,6 +31,7 @@ struct CollectiveRecord {
   sharding::Phase phase = sharding::Phase::kForward;
   std::string what;
   int64_t input = -1;  ///< the node input it concerns (-1: outputs/statistics)
+  sharding::CollectiveRole role = sharding::CollectiveRole::kReshard;
   friend bool operator==(const CollectiveRecord& a, const CollectiveRecord& b);
 };
 

@@ -30,7 +30,7 @@ struct ShardingSpec {
   std::vector<int64_t> blocks; ///< per dim block factor (empty = all 1)
 
   static ShardingSpec replicated(int64_t rank) {
-    return ShardingSpec{std::vector<MeshAxes>(static_cast<size_t>(rank)), {}};
+    return ShardingSpec{std::vector<MeshAxes>(static_cast<size_t>(rank)), {}, {}};
   }
   int64_t rank() const { return static_cast<int64_t>(dims.size()); }
   bool is_replicated() const;

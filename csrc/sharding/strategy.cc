@@ -121,7 +121,8 @@ void add_op_collectives(const ir::Graph& g, const ir::Node& n, const OpSignature
     for (size_t j = 0; j < n.outputs.size(); ++j) {
       s.collectives.push_back({CollectiveKind::kAllReduce, contracted,
                                local_bytes(n.outputs[j], s.outputs[j], mesh),
-                               Phase::kForward, "partial sums of output"});
+                               Phase::kForward, "partial sums of output", -1, false,
+                               CollectiveRole::kPartialOutput});
     }
   }
   bool any_grad = false;
@@ -142,18 +143,20 @@ void add_op_collectives(const ir::Graph& g, const ir::Node& n, const OpSignature
     s.collectives.push_back({CollectiveKind::kAllReduce, missing,
                              local_bytes(g.meta(n.inputs[i]), s.inputs[i], mesh),
                              Phase::kBackward, fmt::format("partial grad of input {}", i),
-                             static_cast<int64_t>(i)});
+                             static_cast<int64_t>(i), false, CollectiveRole::kInputGrad});
   }
   if (!exchange.empty()) {
     auto i = static_cast<size_t>(sig.exchange_input);
     double bytes = sig.exchange_rows * local_bytes(g.meta(n.inputs.at(i)), s.inputs.at(i), mesh);
-    for (const char* what : {"token dispatch", "token combine"}) {
-      s.collectives.push_back({CollectiveKind::kAllToAll, exchange, bytes, Phase::kForward, what});
-    }
+    s.collectives.push_back({CollectiveKind::kAllToAll, exchange, bytes, Phase::kForward,
+                             "token dispatch", -1, false, CollectiveRole::kTokenDispatch});
+    s.collectives.push_back({CollectiveKind::kAllToAll, exchange, bytes, Phase::kForward,
+                             "token combine", -1, false, CollectiveRole::kTokenCombine});
     if (any_grad) {
-      for (const char* what : {"token combine (backward)", "token dispatch (backward)"}) {
-        s.collectives.push_back({CollectiveKind::kAllToAll, exchange, bytes, Phase::kBackward, what});
-      }
+      s.collectives.push_back({CollectiveKind::kAllToAll, exchange, bytes, Phase::kBackward,
+                               "token combine (backward)", -1, false, CollectiveRole::kTokenCombine});
+      s.collectives.push_back({CollectiveKind::kAllToAll, exchange, bytes, Phase::kBackward,
+                               "token dispatch (backward)", -1, false, CollectiveRole::kTokenDispatch});
     }
   }
   if (!sig.sync_letters.empty()) {
@@ -170,9 +173,12 @@ void add_op_collectives(const ir::Graph& g, const ir::Node& n, const OpSignature
           elems *= static_cast<double>(in[d]) / static_cast<double>(s.inputs[0].shards(static_cast<int64_t>(d), mesh));
         }
       }
-      s.collectives.push_back({CollectiveKind::kAllReduce, sync, elems * 4, Phase::kForward, "synced statistics"});
+      s.collectives.push_back({CollectiveKind::kAllReduce, sync, elems * 4, Phase::kForward,
+                               "synced statistics", -1, false, CollectiveRole::kSyncedStatistics});
       if (any_grad) {
-        s.collectives.push_back({CollectiveKind::kAllReduce, sync, elems * 4, Phase::kBackward, "synced statistic grads"});
+        s.collectives.push_back({CollectiveKind::kAllReduce, sync, elems * 4, Phase::kBackward,
+                                 "synced statistic grads", -1, false,
+                                 CollectiveRole::kSyncedStatisticGrads});
       }
     }
   }

@@ -2,6 +2,8 @@
 // are known: Megatron tensor parallelism, data parallelism, memory budgets.
 #include "plan/intra_op_plan.h"
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "ir/graph_builder.h"
@@ -72,6 +74,44 @@ TEST(IntraOpPlanTest, JsonRoundTrip) {
   auto back = Plan::parse(p.to_json().dump());
   ASSERT_TRUE(back.ok()) << back.status().to_string();
   EXPECT_EQ(back->to_json().dump(), p.to_json().dump());
+}
+
+TEST(IntraOpPlanTest, CollectivesCarryTheirRole) {
+  IntraOpRequest req;
+  req.mesh_shape = {1, 4};
+  Plan p = make_intra_op_plan(mlp(8, 1024), a100(1, 4), req).value();
+  std::map<std::string, int> roles;
+  for (const auto& c : p.stages[0].collectives) ++roles[sharding::collective_role_name(c.role)];
+  // Megatron: the second linear's partial sums are all-reduced forward.
+  EXPECT_EQ(roles["partial_output"], 1) << p.explain();
+  for (const auto& c : p.stages[0].collectives) {
+    if (c.role == sharding::CollectiveRole::kPartialOutput) {
+      EXPECT_EQ(c.node, "linear_1");
+      EXPECT_EQ(c.phase, sharding::Phase::kForward);
+    }
+  }
+  // Roles survive JSON; a plan written before roles existed gets them
+  // back from the `what` text.
+  std::string text = p.to_json().dump();
+  Plan back = Plan::parse(text).value();
+  EXPECT_EQ(back.stages[0].collectives, p.stages[0].collectives);
+  std::string legacy = text;
+  for (const char* role : {"reshard", "partial_output", "input_grad", "parameter_grad"}) {
+    const std::string key = std::string(",\"role\":\"") + role + "\"";
+    for (size_t at = legacy.find(key); at != std::string::npos; at = legacy.find(key)) {
+      legacy.erase(at, key.size());
+    }
+  }
+  ASSERT_EQ(legacy.find("\"role\""), std::string::npos) << legacy;
+  Plan old = Plan::parse(legacy).value();
+  EXPECT_EQ(old.stages[0].collectives, p.stages[0].collectives);
+  // An unknown role is refused by name.
+  std::string bad = text;
+  bad.replace(bad.find("\"partial_output\""), 16, "\"partial_sums\"");
+  auto refused = Plan::parse(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("unknown collective role 'partial_sums'"), std::string::npos)
+      << refused.status().to_string();
 }
 
 }  // namespace
