@@ -13,6 +13,7 @@ void bind_stage_dp(py::module_& m);
 void bind_layer_clustering(py::module_& m);
 void bind_schedule(py::module_& m);
 void bind_cross_mesh(py::module_& m);
+void bind_local_program(py::module_& m);
 }  // namespace alpa::python
 
 PYBIND11_MODULE(_C, m) {
@@ -24,4 +25,5 @@ PYBIND11_MODULE(_C, m) {
   alpa::python::bind_layer_clustering(m);
   alpa::python::bind_schedule(m);
   alpa::python::bind_cross_mesh(m);
+  alpa::python::bind_local_program(m);
 }
