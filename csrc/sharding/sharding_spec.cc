@@ -15,6 +15,21 @@ void ShardingSpec::set_block(int64_t d, int64_t factor) {
   blocks[static_cast<size_t>(d)] = factor;
 }
 
+std::vector<ShardingSpec::DimPiece> ShardingSpec::pieces(const std::array<int64_t, 2>& mesh_shape,
+                                                         const std::array<int64_t, 2>& coord) const {
+  std::vector<DimPiece> out;
+  for (int64_t d = 0; d < rank(); ++d) {
+    DimPiece p;
+    p.block = block(d);
+    for (int a : dims[static_cast<size_t>(d)]) {
+      p.index = p.index * mesh_shape[static_cast<size_t>(a)] + coord[static_cast<size_t>(a)];
+      p.count *= mesh_shape[static_cast<size_t>(a)];
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
 std::vector<int64_t> ShardingSpec::normalized_blocks() const {
   std::vector<int64_t> b = blocks;
   while (!b.empty() && b.back() == 1) b.pop_back();

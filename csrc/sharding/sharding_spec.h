@@ -53,6 +53,15 @@ struct ShardingSpec {
   /// OK when rank matches, axes are 0/1 and used once, and dims divide.
   core::Status check(const ir::Shape& global, const mesh::DeviceMesh& mesh) const;
 
+  /// Which piece of each dim the device at `coord` holds on a logical mesh
+  /// of `mesh_shape`: (index, count, block factor) per dim; a dim split over
+  /// several axes is cut in mixed radix, the first axis outermost.
+  struct DimPiece {
+    int64_t index = 0, count = 1, block = 1;
+  };
+  std::vector<DimPiece> pieces(const std::array<int64_t, 2>& mesh_shape,
+                               const std::array<int64_t, 2>& coord) const;
+
   std::string to_string() const;
   /// Parses "S0R", "RS01", "S0RP1", "R" ...; a scalar is "" (or "-").
   static core::StatusOr<ShardingSpec> parse(std::string_view text);

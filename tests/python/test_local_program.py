@@ -1,4 +1,4 @@
-"""The C++ local programs (csrc/rewrite/, ``_C.local_program``) against the
+"""The C++ local programs (csrc/rewrite/, ``_C.build_local_program``) against the
 FX programs the Python rewrite emits today: for real models and meshes,
 the same collectives, resharding steps, gradient reductions and buckets.
 (Issue 13 moves the rewrite's decisions into C++; this pins the two
@@ -74,7 +74,9 @@ def test_cpp_program_matches_the_python_rewrite(name, mesh):
     args = batch(0)
     captured = alpa_torch.capture(model, args)
     plan = alpa_torch.plan(captured, mesh_shape=mesh, cost_mode="alpa")
-    text = _C.local_program(captured.graph, plan.to_json(), 0)
+    program = _C.build_local_program(captured.graph, plan.to_json(), 0)
+    text = str(program)
+    assert _C.LocalProgram.parse(text) == program
     fx = build_local_program(captured.exported, captured, plan.stages[0], _Mesh(mesh))
     py, py_buckets = _fx_counts(fx.module)
     cpp, cpp_buckets = _cpp_counts(text)

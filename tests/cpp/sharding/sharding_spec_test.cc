@@ -26,6 +26,21 @@ TEST(ShardingSpecTest, ParsePrintRoundTrip) {
   }
 }
 
+TEST(ShardingSpecTest, PiecesInMixedRadix) {
+  // S01 on (2, 3): device (i, j) holds piece 3i + j of 6; S10 holds 2j + i.
+  auto p = ShardingSpec::parse("S01R").value().pieces({2, 3}, {1, 2});
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].index, 5);
+  EXPECT_EQ(p[0].count, 6);
+  EXPECT_EQ(p[1].count, 1);
+  p = ShardingSpec::parse("S10").value().pieces({2, 3}, {1, 2});
+  EXPECT_EQ(p[0].index, 2 * 2 + 1);
+  p = ShardingSpec::parse("RS1x3").value().pieces({2, 3}, {0, 1});
+  EXPECT_EQ(p[1].index, 1);
+  EXPECT_EQ(p[1].count, 3);
+  EXPECT_EQ(p[1].block, 3);
+}
+
 TEST(ShardingSpecTest, LocalShapesAndChecks) {
   auto mesh = mesh_of(2, 4);
   EXPECT_EQ(*ShardingSpec::parse("S0S1")->local_shape({8, 16}, mesh), (ir::Shape{4, 4}));
