@@ -77,7 +77,7 @@ def test_cpp_program_matches_the_python_rewrite(name, mesh):
     program = _C.build_local_program(captured.graph, plan.to_json(), 0)
     text = str(program)
     assert _C.LocalProgram.parse(text) == program
-    fx = build_local_program(captured.exported, captured, plan.stages[0], _Mesh(mesh))
+    fx = build_local_program(captured.exported, captured, plan.stages[0], _Mesh(plan.stages[0].mesh_shape))
     py, py_buckets = _fx_counts(fx.module)
     cpp, cpp_buckets = _cpp_counts(text)
     # the plan communicates (Alpa's cost mode splits every matmul)
@@ -87,3 +87,49 @@ def test_cpp_program_matches_the_python_rewrite(name, mesh):
     assert py["gather"] + py["all_to_all"] == cpp["all_gather"] + cpp["all_to_all"], text
     assert py["shard"] - (py["gather"] - cpp["all_gather"]) == cpp["slice"] + cpp["reduce_scatter"], text
     assert py["all_reduce"] == cpp["all_reduce"] + cpp["reduce_scatter"] + cpp["partial_outputs"], text
+
+
+ZOO = ["llama", "mistral", "qwen2", "qwen3", "gpt_neox", "phi", "phi3", "gemma", "gemma2",
+       "mixtral", "opt", "t5", "bert_mlm", "vit", "transformer_encoder", "cnn_batchnorm"]
+EMIT_CASES = [(n, (2, 2)) for n in ZOO] + [(n, (1, 4)) for n in ("llama", "bert_mlm", "mixtral")]
+
+
+@pytest.mark.parametrize("name,mesh", EMIT_CASES, ids=[f"{n}-{m[0]}x{m[1]}" for n, m in EMIT_CASES])
+def test_emitter_writes_what_the_python_rewrite_wrote(name, mesh):
+    from alpa_torch.emitter import emit_stage
+    model, batch = getattr(zoo_models, name)()
+    captured = alpa_torch.capture(model, batch(0))
+    plan = alpa_torch.plan(captured, mesh_shape=mesh, cost_mode="alpa")
+    rank = _Mesh(plan.stages[0].mesh_shape, coord=(1, 0))
+    old = build_local_program(captured.exported, captured, plan.stages[0], rank)
+    new = emit_stage(captured.exported, captured, plan, 0, rank)
+    # the same code, but for the names of the emitting modules' local functions
+    assert new.module.code.replace("alpa_torch_emitter_", "alpa_torch_rewrite_") == old.module.code
+    assert new.placeholder_specs == old.placeholder_specs
+    assert new.output_specs == old.output_specs and new.output_shapes == old.output_shapes
+    assert new.buffer_views == old.buffer_views
+    assert new.value_map == old.value_map
+
+
+PIPE_CASES = [("llama", [(1, 2), (1, 2)]), ("cnn_batchnorm", [(1, 2), (1, 2)]),
+              ("bert_mlm", [(1, 1), (2, 1), (1, 1)])]
+
+
+@pytest.mark.parametrize("name,meshes", PIPE_CASES, ids=[n for n, _ in PIPE_CASES])
+def test_emitter_writes_pipeline_stages_as_the_python_rewrite_did(name, meshes):
+    from alpa_torch.emitter import emit_stage
+    from alpa_torch.pipeline import _StageRewriter
+    model, batch = getattr(zoo_models, name)()
+    captured = alpa_torch.capture(model, batch(0))
+    plan = alpa_torch.plan(captured, mesh_shape=(1, sum(a * b for a, b in meshes)), method="pipeshard",
+                           cost_mode="alpa", num_layers=len(meshes), stage_meshes=meshes,
+                           num_micro_batches=2)
+    assert len(plan.stages) == len(meshes)
+    for k, stage in enumerate(plan.stages):
+        rank = _Mesh(stage.mesh_shape)
+        old = _StageRewriter(captured.exported, captured, stage, rank).build()
+        new = emit_stage(captured.exported, captured, plan, k, rank)
+        assert new.module.code.replace("alpa_torch_emitter_", "alpa_torch_rewrite_") == old.module.code
+        assert new.arg_plan == old.arg_plan
+        assert new.output_specs == old.output_specs
+        assert new.buffer_views == old.buffer_views
