@@ -53,7 +53,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from alpa_torch.distributed import DEFAULT_TIMEOUT, MeshGroups
+from alpa_torch.runtime.mesh import DEFAULT_TIMEOUT, MeshGroups
+
+__all__ = ["alpa_backend", "AlpaCompiledModule", "stats"]
 
 # Dynamo's name of where it read a graph input: a frame variable, then
 # subscripts and attributes, e.g. L['self']._modules['fc']._parameters['weight'],
@@ -120,7 +122,7 @@ def _agreed_options(options) -> Dict[str, Any]:
     """The options, checked on every rank and checked to be the same on
     every rank (one all_gather_object per Dynamo compile; rank 0 plans for
     all): a rank's bad or different options raise on every rank."""
-    from alpa_torch.parallel import agree_on_options
+    from alpa_torch.runtime.agreement import agree_on_options
     opts, error = {}, None
     try:
         opts = _check_options(options)
@@ -133,7 +135,7 @@ def _agreed_options(options) -> Dict[str, Any]:
 
 
 def _mesh_shape(opts) -> Tuple[int, int]:
-    from alpa_torch.api import _mesh_shape as parse_mesh_shape
+    from alpa_torch.planning.planner import parse_mesh_shape
     world = dist.get_world_size()
     n0, n1 = parse_mesh_shape(opts.get("mesh_shape"), None)  # default (1, world)
     if n0 * n1 != world:
@@ -268,7 +270,7 @@ class AlpaCompiledModule:
 
     def full_state_dict(self) -> Dict[str, torch.Tensor]:
         """Plain tensors equal to the single-process model's state_dict()."""
-        from alpa_torch.parallel import full_state_dict
+        from alpa_torch.runtime.parameters import full_state_dict
         return full_state_dict(self, self._alpa_compile.mesh)
 
     @property
@@ -301,7 +303,7 @@ class _RootState:
         self.specs: Dict[str, str] = {}  # fqn -> spec of its shard
         self.plans: List[Any] = []
         self.compiled_forward = None
-        from alpa_torch.local_params import LocalParameters
+        from alpa_torch.runtime.local_params import LocalParameters
         self.local_params = LocalParameters()
 
     def install_placeholders(self) -> None:
@@ -315,7 +317,7 @@ class _RootState:
                 module._parameters[leaf] = shard
 
     def shard(self, placeholder: torch.nn.Parameter, spec: str) -> torch.nn.Parameter:
-        from alpa_torch.parallel import sharded_parameter
+        from alpa_torch.runtime.parameters import sharded_parameter
         key = id(placeholder)
         if key not in self.shards:
             fqn = self.fqns[key]
@@ -400,7 +402,7 @@ def _swap_in_shards(optimizer, args, kwargs) -> None:
 def _shard_like(value, shard):
     """Optimizer state stepped before the first call (whole tensors) laid
     out as the parameter's shard."""
-    from alpa_torch.parallel import sharded_parameter
+    from alpa_torch.runtime.parameters import sharded_parameter
     if isinstance(value, torch.Tensor) and value.shape == shard.shape and value.dim() > 0:
         return sharded_parameter(value, shard._alpa_spec, shard._alpa_mesh).detach()
     return value
@@ -455,10 +457,11 @@ class _CompiledGraph:
                 self.state.install_shards()
 
     def _build(self, args):
-        from alpa_torch import local_ops
-        from alpa_torch.capture import capture
-        from alpa_torch.parallel import _Runner, _check_same_graph_everywhere, _plan_on_rank0
-        from alpa_torch.rewrite import build_local_program
+        from alpa_torch.emit import local_ops
+        from alpa_torch.emit.rewrite import build_local_program
+        from alpa_torch.graph.capture import capture
+        from alpa_torch.runtime.agreement import check_same_graph_everywhere, plan_on_rank0
+        from alpa_torch.runtime.spmd import ProgramRunner
 
         if self.mesh is None:
             self.mesh = _mesh_groups(_mesh_shape(self.opts), self.opts)
@@ -466,7 +469,7 @@ class _CompiledGraph:
         name = self.state.model_name if self.state is not None else "dynamo_graph"
         captured = capture(layout.capture_module(), tuple(args[i] for i in layout.user_positions),
                            name=name)
-        _check_same_graph_everywhere(captured)
+        check_same_graph_everywhere(captured)
         pins = dict(self.opts.get("plan_overrides") or {})
         if self.state is not None:
             pins.update({fqn: spec for fqn, spec in self.state.specs.items()
@@ -481,7 +484,7 @@ class _CompiledGraph:
                      repr(sorted((k, repr(v)) for k, v in plan_opts.items())))
         the_plan = _plan_cache.get(cache_key)
         if the_plan is None:
-            the_plan = _plan_on_rank0(captured, self.mesh.shape, plan_opts)
+            the_plan = plan_on_rank0(captured, self.mesh.shape, plan_opts)
             _plan_cache[cache_key] = the_plan
             _stats["plans"] += 1
         stage = the_plan.stages[0]
@@ -496,7 +499,7 @@ class _CompiledGraph:
         # one leaf per parameter for all graphs of a module: a weight read on
         # both sides of a graph break accumulates its gradient in one place
         leaves = self.state.local_params if self.state is not None else None
-        runner = _Runner(view, captured, program, self.mesh, the_plan, False, False, leaves)
+        runner = ProgramRunner(view, captured, program, self.mesh, the_plan, False, False, leaves)
         return runner, layout.user_positions
 
 

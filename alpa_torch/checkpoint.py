@@ -24,13 +24,13 @@ from torch.distributed.checkpoint import DefaultSavePlanner
 from torch.distributed.checkpoint.planner import SavePlan
 from torch.distributed.tensor import DTensor
 
-__all__ = ["SavePlanner"]
+__all__ = ["SavePlanner", "MeshTaggedData", "one_mesh_per_key"]
 
 MeshRanks = Tuple[int, ...]
 
 
 @dataclasses.dataclass
-class _Tagged:
+class MeshTaggedData:
     """A local plan's planner data plus the mesh of each DTensor it writes."""
     planner_data: object
     meshes: Dict[str, MeshRanks]
@@ -48,17 +48,17 @@ class SavePlanner(DefaultSavePlanner):
         plan = super().create_local_plan()
         meshes = {fqn: tuple(v.device_mesh.mesh.flatten().tolist())
                   for fqn, v in self.state_dict.items() if isinstance(v, DTensor)}
-        return dataclasses.replace(plan, planner_data=_Tagged(plan.planner_data, meshes))
+        return dataclasses.replace(plan, planner_data=MeshTaggedData(plan.planner_data, meshes))
 
     def create_global_plan(self, all_plans: List[SavePlan]):
-        return super().create_global_plan(_one_mesh_per_key(all_plans))
+        return super().create_global_plan(one_mesh_per_key(all_plans))
 
 
-def _one_mesh_per_key(all_plans: List[SavePlan]) -> List[SavePlan]:
+def one_mesh_per_key(all_plans: List[SavePlan]) -> List[SavePlan]:
     """The plans with each multi-mesh key's items kept on its first mesh
     only, and the planner data untagged. Raises ValueError for a key whose
     holders disagree on its shape or dtype: those are not copies."""
-    meshes = [p.planner_data.meshes if isinstance(p.planner_data, _Tagged) else {}
+    meshes = [p.planner_data.meshes if isinstance(p.planner_data, MeshTaggedData) else {}
               for p in all_plans]
     holders: Dict[str, Dict[MeshRanks, set]] = {}
     for plan, plan_meshes in zip(all_plans, meshes):
@@ -86,7 +86,7 @@ def _one_mesh_per_key(all_plans: List[SavePlan]) -> List[SavePlan]:
         def kept(fqn: str) -> bool:
             return fqn not in writer or plan_meshes.get(fqn) == writer[fqn]
         data = plan.planner_data
-        if isinstance(data, _Tagged):
+        if isinstance(data, MeshTaggedData):
             data = data.planner_data
         out.append(dataclasses.replace(plan, items=[it for it in plan.items if kept(it.index.fqn)],
                                        planner_data=data))

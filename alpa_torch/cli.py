@@ -26,6 +26,10 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
+__all__ = ["PROG", "UserError", "build_parser", "main", "parse_mesh", "load_factory",
+           "call_factory", "load_plan", "Progress", "plan_supports_progress", "resolve_cluster",
+           "meta_bytes", "explain_text", "cmd_plan", "cmd_explain", "cmd_draw"]
+
 PROG = "alpa-torch"
 
 

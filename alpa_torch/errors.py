@@ -5,8 +5,11 @@ inconsistent shapes, bad mesh), NotImplementedError (unsupported feature) or
 PlanInfeasibleError (no plan fits the constraints). Errors of a running job
 (a collective or pipeline transfer that failed or timed out) arrive as
 CollectiveError, or PeerFailedError when another rank is known to have died,
-hung or failed first (alpa_torch/health.py finds out which).
+hung or failed first (alpa_torch/runtime/health.py finds out which).
 """
+
+__all__ = ["AlpaError", "CaptureError", "PlanInfeasibleError", "CollectiveError",
+           "PeerFailedError"]
 
 
 class AlpaError(Exception):

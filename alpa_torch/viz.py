@@ -25,8 +25,12 @@ import re
 from typing import Dict, List, Sequence, Tuple
 
 from alpa_torch import _C
-from alpa_torch.capture import layer_of
-from alpa_torch.plan import Plan, Stage
+from alpa_torch.graph.capture import layer_of
+from alpa_torch.planning.plan_types import Plan, Stage
+
+__all__ = ["AXIS_COLORS", "REPLICATED_COLOR", "stage_color", "format_seconds", "format_bytes",
+           "stage_modules", "spec_parts", "spec_dims", "grid_fits", "plan_svg", "plan_html",
+           "save_drawing"]
 
 # Ten well-separated mid-tone colors; stages beyond them get golden-angle hues.
 _PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
@@ -189,7 +193,7 @@ def _grid(plan: Plan, top: float) -> Tuple[List[str], float]:
     """The device grid with one box per stage; returns (elements, bottom y).
     A cluster beyond MAX_GRID_HOSTS × MAX_GRID_DEVICES_PER_HOST gets one bar
     per stage instead (``_stage_list``), so the picture stays small."""
-    cluster = plan._doc["cluster"]
+    cluster = plan.cluster_spec
     hosts, per_host = cluster["num_hosts"], cluster["devices_per_host"]
     left = _MARGIN + _HOST_LABEL_W
     out = [_text(_MARGIN, top + 14, f"devices: {hosts} host(s) × {per_host} "
@@ -215,7 +219,7 @@ def _grid(plan: Plan, top: float) -> Tuple[List[str], float]:
 
 def grid_fits(plan: Plan) -> bool:
     """Whether the picture draws the cluster one cell per device."""
-    cluster = plan._doc["cluster"]
+    cluster = plan.cluster_spec
     return (cluster["num_hosts"] <= MAX_GRID_HOSTS
             and cluster["devices_per_host"] <= MAX_GRID_DEVICES_PER_HOST)
 
@@ -223,7 +227,7 @@ def grid_fits(plan: Plan) -> bool:
 def _stage_list(plan: Plan, out: List[str], top: float) -> Tuple[List[str], float]:
     """Instead of the grid: a note, then one colored bar per stage naming its
     hosts and devices."""
-    per_host = plan._doc["cluster"]["devices_per_host"]
+    per_host = plan.cluster_spec["devices_per_host"]
     out.append(_text(_MARGIN, top + 12, f"too many devices to draw one cell each (the grid "
                      f"shows up to {MAX_GRID_HOSTS} hosts × {MAX_GRID_DEVICES_PER_HOST} devices); "
                      f"the stages' devices:", 12))
@@ -282,7 +286,6 @@ def _stage_header(stage: Stage, plan: Plan, y: float, width: float) -> Tuple[Lis
     color = stage_color(stage.index)
     lo, hi = stage.layers
     modules = ", ".join(stage_modules(list(stage.param_specs))) or "no parameters"
-    doc = stage._doc
     collectives = stage.collectives()
     lines = [
         f"stage {stage.index} — layers {lo}..{hi}: {modules}",
@@ -291,8 +294,8 @@ def _stage_header(stage: Stage, plan: Plan, y: float, width: float) -> Tuple[Lis
         f"{'×'.join(str(n) for n in stage.mesh_shape)} · receives {len(stage.inputs)} "
         f"value(s), sends {len(stage.outputs)}",
         f"time {format_seconds(stage.predicted_time)} (compute "
-        f"{format_seconds(doc.get('compute_time', 0.0))}, communication "
-        f"{format_seconds(doc.get('communication_time', 0.0))}) · memory "
+        f"{format_seconds(stage.compute_time)}, communication "
+        f"{format_seconds(stage.communication_time)}) · memory "
         f"{format_bytes(stage.memory_bytes)}/device · {len(collectives)} collective(s), "
         f"{format_bytes(sum(c.bytes for c in collectives))} per device"]
     inner = width - 2 * _MARGIN - 24
@@ -361,18 +364,18 @@ def _max_dims(plan: Plan) -> int:
 
 def plan_svg(plan: Plan) -> str:
     """The whole picture as a standalone SVG document."""
-    cluster = plan._doc["cluster"]
+    cluster = plan.cluster_spec
     grid_w = 2 * _MARGIN + _HOST_LABEL_W + (
         cluster["devices_per_host"] * (_CELL_W + _GAP) if grid_fits(plan) else 1200)
     table_w = 2 * _MARGIN + 8 + _NAME_W + _SPEC_W + _max_dims(plan) * _SEG_W + 170
     width = max(900, grid_w, table_w)
     stages = len(plan.stages)
-    body = [_text(_MARGIN, 30, f"alpa_torch plan for {plan._doc['graph']!r}", 18, "bold"),
+    body = [_text(_MARGIN, 30, f"alpa_torch plan for {plan.graph_name!r}", 18, "bold"),
             _text(_MARGIN, 50, _fit(
                 f"{stages} stage(s) · {plan.num_micro_batches} microbatch(es) · schedule "
                 f"{plan.schedule} · predicted step {format_seconds(plan.predicted_step_time)} · "
                 f"peak memory {format_bytes(plan.memory_per_device)}/device · cost mode "
-                f"{plan._doc.get('cost_mode', '?')}",
+                f"{plan.cost_mode}",
                 width - 2 * _MARGIN, 12), 12)]
     grid, y = _grid(plan, 66)
     body += grid
@@ -386,14 +389,14 @@ def plan_svg(plan: Plan) -> str:
     height = y + _MARGIN
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
             f'viewBox="0 0 {width:.0f} {height:.0f}">\n'
-            f'<title>alpa_torch plan for {_escape(plan._doc["graph"])}</title>\n'
+            f'<title>alpa_torch plan for {_escape(plan.graph_name)}</title>\n'
             + _rect(0, 0, width, height, "#ffffff"))
     return head + "\n" + "\n".join(body) + "\n</svg>\n"
 
 
 def plan_html(plan: Plan, explain_text: str = "") -> str:
     """An HTML page: the SVG inline, then the plan's text explanation."""
-    title = f"alpa_torch plan for {plan._doc['graph']}"
+    title = f"alpa_torch plan for {plan.graph_name}"
     details = ""
     if explain_text:
         details = ("<details open=\"open\"><summary>plan as text (alpa-torch explain)</summary>\n"

@@ -77,7 +77,7 @@ def worker(rank, world, port, steps, out):
     dist.init_process_group("gloo", rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=120))
     import alpa_torch
-    from alpa_torch.runtime import load_runtime
+    from alpa_torch.emit.local_ops import load_runtime
     load_runtime()
     rows = []
     # A: data parallel is optimal (large batch, small weights)

@@ -1,7 +1,7 @@
 """Stage DP (Alpa §5.2) solve time on synthetic cost tables.
 
 For L = 16, 32, 64 layers on clusters of 1x8, 2x8, 4x8 and 8x8 devices
-(sub-meshes from alpa_torch.inter_op.submeshes, 5 logical configs each,
+(sub-meshes from alpa_torch.planning.inter_op.submeshes, 5 logical configs each,
 B = 64 microbatches) this builds random-but-realistic tables: a stage's cost
 is its layers' work divided by n^0.8 (sublinear scaling) plus a per-config
 communication overhead that grows with the device count; ~10% of entries
@@ -20,8 +20,8 @@ import math
 import random
 import time
 
-from alpa_torch.cluster import Cluster
-from alpa_torch.inter_op import stage_dp, submeshes
+from alpa_torch.planning.cluster import Cluster
+from alpa_torch.planning.inter_op import stage_dp, submeshes
 
 CONFIGS = 5
 MICRO_BATCHES = 64

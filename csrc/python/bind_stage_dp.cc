@@ -1,7 +1,7 @@
 // This file implements the Python bindings of the inter-op stage DP and
-// sub-mesh enumeration: costs arrive flattened (alpa_torch/inter_op.py
+// sub-mesh enumeration: costs arrive flattened (alpa_torch/planning/inter_op.py
 // validates and flattens them); results leave as a dict that
-// alpa_torch.inter_op.StageDPResult wraps.
+// alpa_torch.planning.inter_op.StageDPResult wraps.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 

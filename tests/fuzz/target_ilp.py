@@ -1,4 +1,4 @@
-"""Fuzz target (c): ``alpa_torch.ilp.solve`` and ``evaluate`` with oracles.
+"""Fuzz target (c): ``alpa_torch.planning.ilp.solve`` and ``evaluate`` with oracles.
 
 Input: JSON ``{"problem": <ilp.solve's dict>, "choice": [...] | null}`` (a
 bare problem dict works too). Oracles:
@@ -17,8 +17,8 @@ import math
 
 from common import Finding, allowed, close, decode_json
 
-from alpa_torch import ilp
 from alpa_torch.errors import PlanInfeasibleError
+from alpa_torch.planning import ilp
 
 _MAX_CHOICES = 20000
 _RTOL = 1e-6          # optimality: |objective - optimum| <= _RTOL · max(|.|)

@@ -261,12 +261,12 @@ def _item(fqn, offsets, sizes, size, dtype=torch.float32):
 
 def _plan(items, meshes):
     from torch.distributed.checkpoint.planner import SavePlan
-    from alpa_torch.checkpoint import _Tagged
-    return SavePlan(items, planner_data=_Tagged({"mapping": 1}, meshes))
+    from alpa_torch.checkpoint import MeshTaggedData
+    return SavePlan(items, planner_data=MeshTaggedData({"mapping": 1}, meshes))
 
 
 def test_save_planner_writes_a_tied_weight_from_one_mesh():
-    from alpa_torch.checkpoint import _one_mesh_per_key
+    from alpa_torch.checkpoint import one_mesh_per_key
     # ranks 0, 1: stage 0, w split in rows (S0R); ranks 2, 3: stage 1, w whole
     plans = [_plan([_item("w", (0, 0), (64, 16), (128, 16)), _item("a", (0,), (8,), (8,))],
                    {"w": (0, 1), "a": (0, 1)}),
@@ -274,18 +274,18 @@ def test_save_planner_writes_a_tied_weight_from_one_mesh():
              _plan([_item("w", (0, 0), (128, 16), (128, 16))], {"w": (2, 3)}),
              _plan([_item("w", (0, 0), (128, 16), (128, 16)), _item("b", (0,), (4,), (4,))],
                    {"w": (2, 3), "b": (2, 3)})]
-    out = _one_mesh_per_key(plans)
+    out = one_mesh_per_key(plans)
     assert [[(i.index.fqn, tuple(i.index.offset)) for i in p.items] for p in out] == [
         [("w", (0, 0)), ("a", (0,))], [("w", (64, 0))], [], [("b", (0,))]]
     assert all(p.planner_data == {"mapping": 1} for p in out)
 
 
 def test_save_planner_refuses_different_tensors_under_one_key():
-    from alpa_torch.checkpoint import _one_mesh_per_key
+    from alpa_torch.checkpoint import one_mesh_per_key
     plans = [_plan([_item("optim.state.1.exp_avg", (0, 0), (32, 16), (32, 16))],
                    {"optim.state.1.exp_avg": (0,)}),
              _plan([_item("optim.state.1.exp_avg", (0,), (16,), (16,))],
                    {"optim.state.1.exp_avg": (1,)})]
     with pytest.raises(ValueError, match=r"'optim.state.1.exp_avg' is held on device meshes "
                                          r"\[\(0,\), \(1,\)\] as different tensors"):
-        _one_mesh_per_key(plans)
+        one_mesh_per_key(plans)

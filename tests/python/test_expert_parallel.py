@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import alpa_torch
-from alpa_torch import expert_ops
+from alpa_torch.emit.experts import moe_experts_local
+from alpa_torch.graph.experts import is_experts_module
 
 transformers = pytest.importorskip("transformers")
 
@@ -72,10 +73,10 @@ def test_capture_keeps_each_experts_module_as_one_op():
 
 
 def test_modules_that_are_not_experts_are_left_alone():
-    assert not expert_ops.is_experts_module(torch.nn.Linear(4, 4))
+    assert not is_experts_module(torch.nn.Linear(4, 4))
     block = transformers.MixtralForCausalLM(tiny_config()).model.layers[0].mlp
-    assert not expert_ops.is_experts_module(block)  # the router's block holds modules with weights
-    assert expert_ops.is_experts_module(block.experts)
+    assert not is_experts_module(block)  # the router's block holds modules with weights
+    assert is_experts_module(block.experts)
 
 
 def full_width_graph():
@@ -187,7 +188,7 @@ def routed_batch(routing):
 
 
 def _exchange_worker(rank, world):
-    from alpa_torch.distributed import MeshGroups
+    from alpa_torch.runtime.mesh import MeshGroups
     mesh = MeshGroups((1, world))
     return {routing: _exchange(rank, world, mesh, routing) for routing in sorted(ROUTINGS)}
 
@@ -201,7 +202,7 @@ def _exchange(rank, world, mesh, routing):
     w = weights[tokens].clone().requires_grad_(True)
     params = [p.detach()[experts].clone().requires_grad_(True) for p in module.parameters()]
     names = [n for n, _ in module.named_parameters()]
-    out = expert_ops.moe_experts_local((module, names), h, index[tokens], w, params, piece=rank,
+    out = moe_experts_local((module, names), h, index[tokens], w, params, piece=rank,
                                        count=world, group=mesh.group([1]))
     (out * grad_out[tokens]).sum().backward()
     return (out.detach().numpy(), h.grad.numpy(), w.grad.numpy(), [p.grad.numpy() for p in params])

@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from alpa_torch import PlanInfeasibleError, ilp
+from alpa_torch import PlanInfeasibleError
+from alpa_torch.planning import ilp
 
 
 def random_problem(rng, with_memory):

@@ -10,7 +10,7 @@ from dist_harness import run_ranks
 
 def _worker(rank, world):
     from torch.distributed.tensor import DTensor, Replicate, init_device_mesh
-    from alpa_torch.local_params import LocalParameters
+    from alpa_torch.runtime.local_params import LocalParameters
     mesh = init_device_mesh("cpu", (1,))
     p = torch.nn.Parameter(DTensor.from_local(torch.zeros(4, 3), mesh, [Replicate()],
                                               run_check=False))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import alpa_torch
-from alpa_torch.plan import megatron_overrides
+from alpa_torch.planning.megatron import megatron_overrides
 
 transformers = pytest.importorskip("transformers")
 

@@ -18,7 +18,7 @@ from torch import nn
 
 import alpa_torch
 from alpa_torch import _C
-from alpa_torch.cluster import Cluster
+from alpa_torch.planning.cluster import Cluster
 from test_layer_clustering import Block
 
 

@@ -143,7 +143,8 @@ def _addends(x, partial, shape, rng):
 def _check_pair(rewriter, mesh, src_text, dst_text, shape, seed):
     """'' when resharding src -> dst gives each rank its exact piece and the
     gradient lands in the source layout; else what went wrong."""
-    from alpa_torch.rewrite import Spec, _Rewriter
+    from alpa_torch.emit.rewrite import Rewriter
+    from alpa_torch.emit.spec import Spec
     src, dst = Spec.parse(src_text), Spec.parse(dst_text)
     rng = torch.Generator().manual_seed(seed)
     x = torch.randint(-8, 9, shape, generator=rng).double()
@@ -151,7 +152,7 @@ def _check_pair(rewriter, mesh, src_text, dst_text, shape, seed):
     addends = _addends(x, src.partial, mesh.shape, rng)
     mine = tuple(mesh.coord[a] for a in src.partial)
     local = _piece(addends[mine], src, mesh.coord, mesh.shape).clone().requires_grad_(True)
-    out = _Rewriter.reshard(rewriter, local, src, dst, list(shape))
+    out = Rewriter.reshard(rewriter, local, src, dst, list(shape))
     kept = [a for a in src.partial if a in dst.partial]
     want = sum(v for c, v in addends.items()
                if all(c[src.partial.index(a)] == mesh.coord[a] for a in kept))
@@ -168,8 +169,8 @@ def _check_pair(rewriter, mesh, src_text, dst_text, shape, seed):
 
 def _all_pairs(rank, world, mesh_shape, cases):
     from alpa_torch import _C
-    from alpa_torch.distributed import MeshGroups
-    from alpa_torch.runtime import load_runtime
+    from alpa_torch.emit.local_ops import load_runtime
+    from alpa_torch.runtime.mesh import MeshGroups
     load_runtime()
     mesh = MeshGroups(mesh_shape)
     call = lambda fn, *args: fn(*args)  # noqa: E731  eager instead of FX

@@ -1,4 +1,4 @@
-"""Tests alpa_torch.inter_op: the stage DP through the Python API (a known
+"""Tests alpa_torch.planning.inter_op: the stage DP through the Python API (a known
 optimum, memory bounds, bad input), sub-mesh helpers, and a brute-force
 cross-check on small random instances."""
 import itertools
@@ -8,8 +8,8 @@ import random
 import pytest
 
 from alpa_torch import PlanInfeasibleError
-from alpa_torch.cluster import Cluster
-from alpa_torch.inter_op import (StageChoice, StageDPResult, logical_mesh_shapes,
+from alpa_torch.planning.cluster import Cluster
+from alpa_torch.planning.inter_op import (StageChoice, StageDPResult, logical_mesh_shapes,
                                  place_submeshes, stage_dp, submeshes)
 
 INF = math.inf

@@ -1,6 +1,6 @@
 // This file implements the rule of a whole mixture-of-experts layer,
 // alpa.moe_experts (capture keeps transformers' experts modules as one op,
-// see alpa_torch/expert_ops.py):
+// see alpa_torch/graph/experts.py):
 //
 //   moe_experts(hidden [t, h], top_k_index [t, k], top_k_weights [t, k],
 //               params... [e, ...]) -> [t, h]

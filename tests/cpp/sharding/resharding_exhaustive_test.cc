@@ -1,7 +1,7 @@
 // Tests every resharding plan by simulation, exhaustively: each device's
 // piece is a list of global indices per dim plus the partial-sum addends it
 // holds; the plan's steps are applied as the runtime executes them
-// (alpa_torch/local_ops.py reshard_steps, runtime/collectives.cc), and each
+// (alpa_torch/emit/local_ops.py reshard_steps, runtime/collectives.cc), and each
 // device must end with exactly its piece of the target spec. The backward
 // duals, run in reverse on the gradient, must end in the source's layout.
 // Every pair of specs of 2-D and 3-D tensors (R, S0, S1, S01, S10 per dim,

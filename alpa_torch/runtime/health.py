@@ -44,6 +44,9 @@ import torch.distributed as dist
 
 from alpa_torch.errors import CollectiveError, PeerFailedError
 
+__all__ = ["WHAT_TO_CHECK", "intervals", "Site", "Findings", "Monitor", "name_group",
+           "proposed_job", "this_process", "start", "guard", "report_own_failure"]
+
 WHAT_TO_CHECK = (
     "Check those ranks' logs and exit status (killed? out of memory? crashed? stopped or stuck "
     "in a debugger?) and the network between their hosts, then restart the job from its last "

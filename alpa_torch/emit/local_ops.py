@@ -3,15 +3,41 @@
 Each is a small differentiable function over local shards that the
 rewrite inserts as an FX call: layout changes (with block-interleaved
 dims), vocab-parallel embedding, synced BatchNorm. Collectives are the C++
-autograd ops torch.ops.alpa.* (runtime/collectives.cc).
+autograd ops torch.ops.alpa.* (csrc/runtime/collectives.cc), which
+``load_runtime`` registers from libalpa_runtime.so.
 """
 from __future__ import annotations
 
 import operator
+import os
+import threading
 from typing import List, Sequence
 
 import torch
 import torch.fx
+
+__all__ = ["load_runtime", "shard_dim", "gather_dim", "reshard_steps", "take_local", "view_local",
+           "vocab_parallel_embedding", "synced_sum", "sync_batch_norm", "annotate_collectives"]
+
+_lock = threading.Lock()
+_loaded = False
+
+
+def load_runtime() -> None:
+    """Registers torch.ops.alpa.* (the C++ runtime, alpa_torch/lib/libalpa_runtime.so)
+    once per process."""
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.path.join(package, "lib", "libalpa_runtime.so")
+        if not os.path.exists(path):
+            raise RuntimeError(
+                f"alpa_torch's C++ runtime is missing ({path}); rebuild with "
+                f"`pip install --no-build-isolation -e .` (or ./scripts/setup.sh)")
+        torch.ops.load_library(path)
+        _loaded = True
 
 
 def _split_block(x: torch.Tensor, dim: int, block: int) -> torch.Tensor:

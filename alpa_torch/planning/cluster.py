@@ -11,6 +11,8 @@ from typing import Any, Dict
 
 from alpa_torch import _C
 
+__all__ = ["Cluster", "as_cluster"]
+
 
 class Cluster:
     """A cluster description (see ``Cluster.preset`` for common hardware)."""

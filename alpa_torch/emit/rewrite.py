@@ -23,69 +23,20 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.fx
 
-from alpa_torch import _C, expert_ops, local_ops
-from alpa_torch.capture import schema_arguments
-from alpa_torch.distributed import MeshGroups
-from alpa_torch.runtime import load_runtime
+from alpa_torch import _C
+from alpa_torch.emit import local_ops
+from alpa_torch.emit import experts as expert_ops
+from alpa_torch.emit.spec import MeshCoords, Spec, local_shape
+from alpa_torch.graph.capture import schema_arguments
+from alpa_torch.graph.experts import EXPERTS_OP
 
-
-@dataclass
-class Spec:
-    """A parsed ShardingSpec string (see DESIGN §4)."""
-    dims: List[List[int]]
-    blocks: List[int]
-    partial: List[int] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, text: str) -> "Spec":
-        dims, blocks, partial, i = [], [], [], 0
-        while i < len(text):
-            c = text[i]
-            i += 1
-            if c == "R":
-                dims.append([])
-                blocks.append(1)
-            elif c == "S":
-                axes = []
-                while i < len(text) and text[i].isdigit():
-                    axes.append(int(text[i]))
-                    i += 1
-                block = 1
-                if i < len(text) and text[i] == "x":
-                    j = i + 1
-                    while j < len(text) and text[j].isdigit():
-                        j += 1
-                    block, i = int(text[i + 1:j]), j
-                dims.append(axes)
-                blocks.append(block)
-            elif c == "P":
-                partial = [int(ch) for ch in text[i:]]
-                break
-        return cls(dims, blocks, partial)
-
-    def pieces(self, mesh: MeshGroups) -> List[Tuple[int, int, int]]:
-        """Per dim: (this rank's piece index, piece count, block factor)."""
-        out = []
-        for axes, block in zip(self.dims, self.blocks):
-            index, count = 0, 1
-            for a in axes:
-                index = index * mesh.shape[a] + mesh.coord[a]
-                count *= mesh.shape[a]
-            out.append((index, count, block))
-        return out
-
-
-def local_shape(shape: Sequence[int], spec: Spec, mesh: MeshGroups) -> List[int]:
-    """This rank's piece of a `shape` tensor laid out as `spec`: decided by
-    the C++ planner (ShardingSpec::local_shape), which also rejects a dim
-    that does not divide."""
-    return list(_C.local_shape(_spec_text(spec), [int(s) for s in shape], list(mesh.shape)))
+__all__ = ["LocalProgram", "Rewriter", "build_local_program", "bucket_parameter_gradients",
+           "BUCKET_BYTES", "local_padding_idx"]
 
 
 _SIZE_ARGS = {"view": "size", "reshape": "shape", "_unsafe_view": "size", "expand": "size",
@@ -107,9 +58,9 @@ class LocalProgram:
         self.output_shapes = output_shapes
 
 
-class _Rewriter:
-    def __init__(self, exported, captured, stage, mesh: MeshGroups):
-        load_runtime()
+class Rewriter:
+    def __init__(self, exported, captured, stage, mesh: MeshCoords):
+        local_ops.load_runtime()
         self.ep = exported
         self.stage = stage
         self.mesh = mesh
@@ -152,7 +103,7 @@ class _Rewriter:
     def reshard(self, value: torch.fx.Node, src: Spec, dst: Spec, shape: List[int]) -> torch.fx.Node:
         if src == dst:
             return value
-        steps = _C.plan_reshard(_spec_text(src), _spec_text(dst), shape, self.mesh_shape)
+        steps = _C.plan_reshard(src.to_string(), dst.to_string(), shape, self.mesh_shape)
         return local_ops.reshard_steps(self.call, value, steps, src.blocks, dst.blocks, self.group)
 
     # -- nodes ---------------------------------------------------------------
@@ -195,7 +146,7 @@ class _Rewriter:
                     # a replicated buffer read in pieces: slice views, so that
                     # in-place updates reach the buffer
                     local = self.call(local_ops.view_local, self.env[value], want.pieces(self.mesh))
-                    self.buffer_views.append((value.name, _spec_text(want)))
+                    self.buffer_views.append((value.name, want.to_string()))
                 else:
                     local = self.reshard(self.env[value], src, want, shape)
                     if writes[0] and local is not self.env[value]:
@@ -221,7 +172,7 @@ class _Rewriter:
         out_specs = [Spec.parse(s) for s in ns["outputs"]]
         out_shapes = [list(o[0]) for o in self.nodes[name].outputs]
         self._localize_sizes(base, schema, args, kwargs, out_specs, out_shapes)
-        if base == expert_ops.EXPERTS_OP:
+        if base == EXPERTS_OP:
             result = self._moe_experts(node, args, ns, partial_axes)
         elif partial_axes is not None and base == "embedding":
             result = self._vocab_parallel_embedding(args, ns, partial_axes, node)
@@ -230,7 +181,7 @@ class _Rewriter:
         elif partial_axes is not None:
             target = node.target
             if base in expert_ops.GROUPED_MM and Spec.parse(ns["inputs"][1]).dims[0]:
-                # experts split: this rank's rows only (alpa_torch/expert_ops.py)
+                # experts split: this rank's rows only (alpa_torch/emit/experts.py)
                 piece = Spec.parse(ns["inputs"][1]).pieces(self.mesh)[0][0]
                 target, args = expert_ops.grouped_mm_experts, [node.target] + list(args) + [piece]
             result = self._partial_sum_op(target, base, args, kwargs, partial_axes, len(out_specs))
@@ -282,14 +233,15 @@ class _Rewriter:
         ones; what is left here writes through views.)"""
         raise NotImplementedError(
             f"node {node.name} ({node.target}) writes in place into {value.name}, which the plan "
-            f"lays out as {_spec_text(src) or 'a scalar'} but the op reads as {_spec_text(want)}: the "
-            f"write would land in a copy and later readers of {value.name} (or of its views) would "
-            f"miss it. Fix: write the model without the in-place update (e.g. torch.cat or "
-            f"torch.where instead of assigning into a slice); alpa_torch makes an in-place update "
-            f"functional by itself when no view of the value is read after it")
+            f"lays out as {src.to_string() or 'a scalar'} but the op reads as "
+            f"{want.to_string()}: the write would land in a copy and later readers of "
+            f"{value.name} (or of its views) would miss it. Fix: write the model without the "
+            f"in-place update (e.g. torch.cat or torch.where instead of assigning into a slice); "
+            f"alpa_torch makes an in-place update functional by itself when no view of the value "
+            f"is read after it")
 
     def _moe_experts(self, node, args, ns, partial_axes):
-        """An experts layer (alpa_torch/expert_ops.py): tokens split on the
+        """An experts layer (alpa_torch/emit/experts.py): tokens split on the
         axes that also split the experts are exchanged by all-to-all; experts
         split on other axes leave partial sums."""
         hidden, index, weights, params, path = args
@@ -369,7 +321,7 @@ class _Rewriter:
         bucket_parameter_gradients(self.graph, set(self.alias_of))
         self.graph.lint()
         module = torch.fx.GraphModule(torch.nn.Module(), self.graph)
-        placeholder_specs = {n.name: _spec_text(s) for n, s in self.spec_of.items()
+        placeholder_specs = {n.name: s.to_string() for n, s in self.spec_of.items()
                              if n.op == "placeholder"}
         return LocalProgram(module, placeholder_specs, out_specs, out_shapes)
 
@@ -392,7 +344,7 @@ class _Rewriter:
                         outputs.append(self.env[value])
                         producer = value.args[0] if value.target is operator.getitem else value
                         index = value.args[1] if value.target is operator.getitem else 0
-                        out_specs.append(_spec_text(self.spec_of[value]))
+                        out_specs.append(self.spec_of[value].to_string())
                         out_shapes.append(self.global_shape(self.alias_of.get(producer.name, producer.name), index))
                     else:
                         outputs.append(value)
@@ -401,7 +353,7 @@ class _Rewriter:
                 self.graph.output(tuple(outputs))
         program = self.finish(out_specs, out_shapes)
         # original node name -> (local node name, its spec), for debugging tools
-        program.value_map = {n.name: (v.name, _spec_text(self.spec_of[n]))
+        program.value_map = {n.name: (v.name, self.spec_of[n].to_string())
                              for n, v in self.env.items() if n in self.spec_of}
         # replicated buffers that ops update in pieces: re-gathered after each run
         program.buffer_views = self.buffer_views
@@ -491,18 +443,6 @@ def _bias_to_rank(bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return bias.reshape([1, -1] + [1] * (like.dim() - 2))
 
 
-def _spec_text(spec: Spec) -> str:
-    out = ""
-    for axes, block in zip(spec.dims, spec.blocks):
-        if not axes:
-            out += "R"
-        else:
-            out += "S" + "".join(str(a) for a in axes) + (f"x{block}" if block != 1 else "")
-    if spec.partial:
-        out += "P" + "".join(str(a) for a in spec.partial)
-    return out
-
-
-def build_local_program(exported, captured, stage, mesh: MeshGroups) -> LocalProgram:
+def build_local_program(exported, captured, stage, mesh: MeshCoords) -> LocalProgram:
     """This rank's program for a single-stage plan."""
-    return _Rewriter(exported, captured, stage, mesh).build()
+    return Rewriter(exported, captured, stage, mesh).build()

@@ -25,6 +25,8 @@ from typing import Dict, Tuple
 import torch
 from torch.distributed.tensor import DTensor
 
+__all__ = ["LocalParameters"]
+
 
 class LocalParameters:
     def __init__(self):

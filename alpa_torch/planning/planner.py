@@ -1,4 +1,4 @@
-"""The user-facing entry points: ``plan`` (one process, no torch.distributed).
+"""``plan``: the planner's entry point (one process, no torch.distributed).
 
 ``plan`` captures the model (or takes a captured graph), builds the cluster
 description, and runs the C++ planner. Planning never needs the cluster to
@@ -14,9 +14,12 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from alpa_torch import _C
-from alpa_torch.capture import CapturedGraph, capture
-from alpa_torch.cluster import Cluster, as_cluster
-from alpa_torch.plan import Plan, with_megatron_baseline
+from alpa_torch.graph.capture import CapturedGraph, capture
+from alpa_torch.planning.cluster import Cluster, as_cluster
+from alpa_torch.planning.megatron import with_megatron_baseline
+from alpa_torch.planning.plan_types import Plan
+
+__all__ = ["plan", "parse_bytes", "parse_mesh_shape"]
 
 _OPTIMIZER_STATE = {"adam": 2.0, "adamw": 2.0, "sgd": 0.0, "sgd_momentum": 1.0,
                     "adagrad": 1.0, "rmsprop": 1.0}
@@ -42,7 +45,10 @@ def parse_bytes(value: Union[None, int, float, str]) -> float:
     raise TypeError(f"memory_budget must be a number of bytes or a string, got {type(value).__name__}")
 
 
-def _mesh_shape(mesh_shape, cluster: Optional[Cluster]) -> Tuple[int, int]:
+def parse_mesh_shape(mesh_shape, cluster: Optional[Cluster]) -> Tuple[int, int]:
+    """``mesh_shape`` as (n0, n1): an int n or a 1-tuple is (1, n); None is
+    the cluster's (hosts, devices per host), else (1, world size) under
+    torch.distributed, else (1, 1)."""
     if mesh_shape is None:
         if cluster is not None:
             return (cluster.num_hosts, cluster.devices_per_host)
@@ -133,7 +139,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
 
       compare_megatron: intra_op in cost mode "seconds" without
         plan_overrides: also plan the Megatron layout pinned
-        (``alpa_torch.plan.megatron_overrides``, one ILP per candidate
+        (``alpa_torch.planning.megatron.megatron_overrides``, one ILP per candidate
         tensor-parallel axis), note both predicted times in ``explain()``
         and keep the Megatron plan when it is within 0.1% or faster.
 
@@ -143,7 +149,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         raise ValueError(f"unknown method {method!r}; use 'intra_op' or 'pipeshard'")
     graph = module if isinstance(module, CapturedGraph) else capture(module, example_args, example_kwargs)
     given_cluster = None if cluster is None else as_cluster(cluster, 1)
-    shape = _mesh_shape(mesh_shape, given_cluster if isinstance(cluster, (Cluster, dict)) else None)
+    shape = parse_mesh_shape(mesh_shape, given_cluster if isinstance(cluster, (Cluster, dict)) else None)
     resolved = as_cluster(cluster, shape[0] * shape[1])
     if method == "pipeshard" and (cluster is None or isinstance(cluster, str)):
         # the pipeline's cluster is the mesh's hosts × devices per host

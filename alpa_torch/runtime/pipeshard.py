@@ -18,8 +18,7 @@ crosses a stage boundary, gradients accumulated over microbatches.
 from __future__ import annotations
 
 import datetime
-import operator
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -28,79 +27,21 @@ import torch.fx._pytree as fx_pytree
 import torch.utils._pytree as pytree
 from torch.distributed.tensor import DTensor
 
-from alpa_torch import health, local_ops
-from alpa_torch.capture import capture
-from alpa_torch.distributed import MeshGroups
-from alpa_torch.local_params import LocalParameters
-from alpa_torch.parallel import (_block_permute, _check_same_graph_everywhere, _gather_full,
-                                 _placements, _plan_on_rank0, _slice_input, sharded_parameter,
-                                 sync_buffer_views, whole_tensor)
-from alpa_torch.plan import Plan, Stage
-from alpa_torch.rewrite import LocalProgram, Spec, _Rewriter, _spec_text
+from alpa_torch.emit import local_ops
+from alpa_torch.emit.spec import Spec
+from alpa_torch.emit.stage_program import build_stage_program
+from alpa_torch.graph.capture import capture
+from alpa_torch.planning.plan_types import Plan
+from alpa_torch.runtime import health
+from alpa_torch.runtime.agreement import check_same_graph_everywhere, plan_on_rank0
+from alpa_torch.runtime.mesh import MeshGroups
+from alpa_torch.runtime.parameters import (block_permute, distribute_stage_state, placements,
+                                           whole_tensor)
+from alpa_torch.runtime.program_io import (STATE_KINDS, ProgramState, gather_full,
+                                           placeholder_targets, slice_input, sync_buffer_views,
+                                           write_buffer)
 
-
-# ---- rewrite of one stage ---------------------------------------------------
-
-class _StageRewriter(_Rewriter):
-    """The local program of one pipeline stage: received values become
-    leading placeholders; the outputs are the values sent to the next stage
-    (in the plan's layout), then the model outputs this stage produces."""
-
-    def build(self) -> LocalProgram:
-        stage: Stage = self.stage
-        members = set(stage.node_specs)
-        fx_of = _fx_values(self.ep.graph)
-        arg_plan: List[Tuple[str, Any]] = []
-        for i, v in enumerate(stage.inputs):
-            ph = self.graph.placeholder(f"recv_{i}")
-            node = fx_of[(v["producer"], v["index"])]
-            self.env[node] = ph
-            self.spec_of[node] = Spec.parse(v["spec"])
-            arg_plan.append(("recv", i))
-        output_node = None
-        for node in self.ep.graph.nodes:
-            if node in self.env:
-                continue
-            if node.op == "placeholder":
-                if self.alias_of.get(node.name, node.name) in members:
-                    self.placeholder(node)
-                    arg_plan.append(("fx", node.name))
-            elif node.op == "call_function" and node.target is operator.getitem:
-                if node.args[0] in self.env:
-                    self.getitem(node)
-            elif node.op == "call_function":
-                if node.name in members:
-                    self.op(node)
-            elif node.op == "output":
-                output_node = node
-        outputs: List[Any] = []
-        for v in stage.outputs:
-            node = fx_of[(v["producer"], v["index"])]
-            want = Spec.parse(v["spec"])
-            shape = self.global_shape(v["producer"], v["index"])
-            outputs.append(self.reshard(self.env[node], self.spec_of[node], want, shape))
-        tensor_outputs = [v for v in output_node.args[0] if isinstance(v, torch.fx.Node)]
-        out_specs: List[Optional[str]] = []
-        for i in stage.graph_outputs:
-            value = tensor_outputs[i]
-            outputs.append(self.env[value])
-            out_specs.append(_spec_text(self.spec_of[value]))
-        self.graph.output(tuple(outputs))
-        program = self.finish(out_specs, [])
-        program.arg_plan = arg_plan
-        program.buffer_views = self.buffer_views
-        return program
-
-
-def _fx_values(graph: torch.fx.Graph) -> Dict[Tuple[str, int], torch.fx.Node]:
-    """(producer name, output index) -> the FX node holding that value."""
-    out: Dict[Tuple[str, int], torch.fx.Node] = {}
-    for node in graph.nodes:
-        if node.op == "call_function" and node.target is operator.getitem:
-            out[(node.args[0].name, node.args[1])] = node
-        elif node.op in ("placeholder", "call_function"):
-            out.setdefault((node.name, 0), node)
-    return out
+__all__ = ["parallelize_pipeshard", "PipeshardModule"]
 
 
 # ---- the parallel module ------------------------------------------------------
@@ -130,6 +71,10 @@ class PipeshardModule:
 
 
 class _Pipeline:
+    """This rank's stage of a pipeshard plan: its program (the single-stage
+    rewrite applied to the stage, alpa_torch/emit/stage_program.py), the
+    C++ executor that runs the schedule, and the groups of tied parameters."""
+
     def __init__(self, model, captured, the_plan: Plan, meshes: List[MeshGroups],
                  timeout: datetime.timedelta):
         from alpa_torch import _runtime
@@ -142,19 +87,17 @@ class _Pipeline:
         self.meshes = meshes
         self.is_last = self.stage_index == len(the_plan.stages) - 1
         ep = captured.exported
-        self.program = _StageRewriter(ep, captured, self.stage, self.mesh).build()
+        self.program = build_stage_program(ep, captured, self.stage, self.mesh)
         local_ops.annotate_collectives(self.program.module,
                                        f"alpa pipeline stage {self.stage_index}, ")
         self.planned_shapes = {n.name: tuple(int(d) for d in n.outputs[0][0])
                                for n in captured.graph.nodes if n.kind == "input"}
         sig = ep.graph_signature
-        self.kind_of = {s.arg.name: (s.kind.name, s.target) for s in sig.input_specs
-                        if hasattr(s.arg, "name")}
+        self.kind_of = placeholder_targets(ep)
         self.user_input_index = {}
         for s in sig.input_specs:
             if s.kind.name == "USER_INPUT" and hasattr(s.arg, "name"):
                 self.user_input_index[s.arg.name] = len(self.user_input_index)
-        self.constants = dict(getattr(ep, "constants", {}) or {})
         self.in_spec = ep.call_spec.in_spec
         self.out_spec = ep.call_spec.out_spec
         self.added_kwargs = captured.added_kwargs  # use_cache=False, as captured
@@ -178,7 +121,7 @@ class _Pipeline:
                 health.name_group(self.shared_groups[fqn].group_name,
                                   f"the tied parameter {fqn!r} of stages {stages}")
         self._micro = None
-        self.local_params = LocalParameters()
+        self.state = ProgramState(model, ep)
         self.buffer_views = [(self.kind_of[name][1], Spec.parse(spec))
                              for name, spec in self.program.buffer_views]
 
@@ -244,18 +187,13 @@ class _Pipeline:
                 values.append(inputs[key])
                 continue
             what, target = self.kind_of[key]
-            if what == "PARAMETER":
-                values.append(self.local_params.local(self.model.get_parameter(target)))
-            elif what == "BUFFER":
-                b = self.model.get_buffer(target)
-                values.append(b.to_local() if isinstance(b, DTensor) else b)
-            elif what in ("CONSTANT_TENSOR", "CUSTOM_OBJ"):
-                values.append(self.constants[target])
+            if what in STATE_KINDS:
+                values.append(self.state.value(what, target))
             else:
                 x = self._micro[self.user_input_index[key]][mb]
                 spec = self.program.placeholder_specs.get(key)
                 if spec is not None:
-                    x = _slice_input(x, Spec.parse(spec), self.mesh)
+                    x = slice_input(x, Spec.parse(spec), self.mesh)
                 values.append(x)
         outs = list(self.program.module(*values))
         n = len(self.stage.outputs)
@@ -265,9 +203,7 @@ class _Pipeline:
             results[i] = value
             kind, target = self._graph_output_kind(i)
             if kind == "BUFFER_MUTATION":
-                with torch.no_grad():
-                    b = self.model.get_buffer(target)
-                    (b.to_local() if isinstance(b, DTensor) else b).copy_(value)
+                write_buffer(self.model, target, value)
         if not self.is_last:
             return sent
         user = []
@@ -276,9 +212,9 @@ class _Pipeline:
         for value, (kind, _) in zip(self.fx_outputs, self.output_kinds):
             if isinstance(value, torch.fx.Node):
                 if kind == "USER_OUTPUT":
-                    user.append(_gather_full(results[tensor_index], Spec.parse(specs[tensor_index]),
-                                             self.mesh, f"pipeline stage {self.stage_index}: the "
-                                             f"gather of output {tensor_index}"))
+                    user.append(gather_full(results[tensor_index], Spec.parse(specs[tensor_index]),
+                                            self.mesh, f"pipeline stage {self.stage_index}: the "
+                                            f"gather of output {tensor_index}"))
                 tensor_index += 1
             elif kind == "USER_OUTPUT":
                 user.append(value)
@@ -313,18 +249,18 @@ class _Pipeline:
             else:  # our collectives: the pipeline's timeout, failures name the peer
                 with torch.no_grad():
                     local_grad = grad.to_local() if isinstance(grad, DTensor) else grad
-                    full = _gather_full(local_grad, spec, self.mesh,
-                                        f"the gather of the tied parameter {fqn!r}'s gradient")
+                    full = gather_full(local_grad, spec, self.mesh,
+                                       f"the gather of the tied parameter {fqn!r}'s gradient")
             first = self.rank == self.stage.device_ids[0]
             contribution = full if first else torch.zeros_like(full)
             with health.guard("all_reduce", group,
                               f"the gradient of the tied parameter {fqn!r} after the schedule"):
                 dist.all_reduce(contribution, group=group)
-            local = local_ops.take_local(_block_permute(contribution, spec, self.mesh),
+            local = local_ops.take_local(block_permute(contribution, spec, self.mesh),
                                          [(i, c, 1) for i, c, _ in spec.pieces(self.mesh)])
             if p.grad is None:
                 p.grad = DTensor.from_local(local.contiguous(), self.mesh.device_mesh,
-                                            _placements(spec), run_check=False)
+                                            placements(spec), run_check=False)
             else:  # in place: the local leaf accumulates into the same storage
                 p.grad.to_local().copy_(local)
 
@@ -389,13 +325,16 @@ def parallelize_pipeshard(model: torch.nn.Module, example_args, example_kwargs, 
     B = int(plan_options.get("num_micro_batches", 1))
     micro_args, micro_kwargs = _microbatch_example(example_args, example_kwargs, B)
     captured = capture(model, micro_args, micro_kwargs)
-    _check_same_graph_everywhere(captured)
-    the_plan = _plan_on_rank0(captured, shape, dict(plan_options, method="pipeshard"))
+    check_same_graph_everywhere(captured)
+    the_plan = plan_on_rank0(captured, shape, dict(plan_options, method="pipeshard"))
     meshes = [MeshGroups(s.mesh_shape, device_ids=s.device_ids, timeout=timeout)
               for s in the_plan.stages]
     pipeline = _Pipeline(model, captured, the_plan, meshes, timeout)
     _record_state(pipeline, model, captured)
-    _keep_stage_state(model, captured, pipeline)
+    # this stage's parameters and buffers as DTensors on its mesh, the
+    # other stages' dropped (those no stage reads stay whole everywhere)
+    distribute_stage_state(model, captured, pipeline.stage, pipeline.mesh,
+                           drop=set(pipeline.owner_of))
     cls = model.__class__
     if not issubclass(cls, PipeshardModule):
         model.__class__ = type(f"AlpaPipeshard{cls.__name__}", (PipeshardModule, cls), {})
@@ -437,46 +376,3 @@ def _record_state(pipeline: _Pipeline, model, captured) -> None:
 def _buffer_nodes(captured) -> Dict[str, str]:
     """Buffer FQN -> the graph node that reads it."""
     return {n.target: n.name for n in captured.graph.nodes if n.kind == "buffer"}
-
-
-def _keep_stage_state(model, captured, pipeline: _Pipeline) -> None:
-    """Broadcast rank 0's weights, keep this stage's parameters and buffers
-    as DTensors on the stage's mesh, and drop the rest from the module."""
-    for p in model.parameters():
-        dist.broadcast(p.data, src=0)
-    for b in model.buffers():
-        dist.broadcast(b.data, src=0)
-    stage, mesh = pipeline.stage, pipeline.mesh
-    specs = stage.param_specs
-    replaced: Dict[int, Any] = {}
-    for fqn, param in list(model.named_parameters(remove_duplicate=False)):
-        owner, _, leaf = fqn.rpartition(".")
-        module = model.get_submodule(owner) if owner else model
-        if id(param) in replaced:
-            module._parameters[leaf] = replaced[id(param)]
-            continue
-        canonical = fqn if fqn in specs else next(
-            (a for a, p in model.named_parameters(remove_duplicate=False) if p is param and a in specs),
-            None)
-        if canonical is None:
-            if fqn not in pipeline.everywhere:  # another stage's
-                replaced[id(param)] = None
-                module._parameters[leaf] = None
-            continue
-        new = sharded_parameter(param, specs[canonical], mesh)
-        replaced[id(param)] = new
-        module._parameters[leaf] = new
-    node_specs = stage.node_specs
-    buffer_nodes = _buffer_nodes(captured)
-    for fqn, buf in list(model.named_buffers()):
-        owner, _, leaf = fqn.rpartition(".")
-        module = model.get_submodule(owner) if owner else model
-        node = buffer_nodes.get(fqn)
-        if node is None or node not in node_specs:
-            if fqn not in pipeline.everywhere and fqn in pipeline.owner_of:
-                module._buffers[leaf] = None  # another stage's
-            continue
-        spec = Spec.parse(node_specs[node]["outputs"][0])
-        local = local_ops.take_local(buf, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
-        module._buffers[leaf] = DTensor.from_local(local.clone(), mesh.device_mesh,
-                                                   _placements(spec), run_check=False)

@@ -19,8 +19,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.fx
 
-from alpa_torch import _C, expert_ops
+from alpa_torch import _C
 from alpa_torch.errors import CaptureError
+from alpa_torch.graph.experts import experts_as_ops
+
+__all__ = ["GRAPH_FORMAT", "GRAPH_VERSION", "LayerSummary", "CapturedGraph", "layer_of", "load",
+           "capture", "functionalize_safe_inplace", "training_kwargs", "with_added_kwargs",
+           "schema_arguments"]
 
 GRAPH_FORMAT = "alpa_torch.graph"
 GRAPH_VERSION = 1
@@ -50,7 +55,7 @@ class CapturedGraph:
         # the parallel runners pass them too, plan() explains them in notes
         self.added_kwargs: Dict[str, Any] = {}
         # experts modules captured as one alpa.moe_experts op each:
-        # {module path: (module, parameter names)} (alpa_torch/expert_ops.py)
+        # {module path: (module, parameter names)} (alpa_torch/graph/experts.py)
         self.experts: Dict[str, Any] = {}
         self.notes: List[str] = []
 
@@ -167,7 +172,7 @@ def capture(module: torch.nn.Module, example_args: Any = (),
     """
     args, kwargs = _check_arguments(module, example_args, example_kwargs)
     added = training_kwargs(module, args, kwargs)
-    with expert_ops.experts_as_ops(module) as experts:
+    with experts_as_ops(module) as experts:
         exported = _export(module, args, {**kwargs, **added})
     functionalize_safe_inplace(exported.graph)
     doc = _GraphConverter(exported, module, name or type(module).__name__).convert()

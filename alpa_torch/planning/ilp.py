@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Sequence
 
 from alpa_torch import _C
 
+__all__ = ["solve", "evaluate", "brute_force"]
 
 _MAX_THREADS = 256
 _INT64 = (-2**63, 2**63 - 1)

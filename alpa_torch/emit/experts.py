@@ -1,5 +1,5 @@
-"""Mixture-of-experts layers: capture keeps each experts module of
-transformers as one op, ``alpa.moe_experts``, and its local programs run
+"""Mixture-of-experts layers in local programs: this rank's part of an
+``alpa.moe_experts`` op (alpa_torch/graph/experts.py makes it at capture):
 data, expert (partial-sum) or token-exchange expert parallelism.
 
 transformers' experts modules (classes decorated by
@@ -30,77 +30,18 @@ experts' rows, zeros elsewhere:
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 
-from alpa_torch.runtime import load_runtime
+from alpa_torch.emit.local_ops import load_runtime
+from alpa_torch.graph.experts import ExpertsEntry
+
+__all__ = ["GROUPED_MM", "moe_experts_local", "grouped_mm_experts"]
 
 GROUPED_MM = ("grouped_mm_fallback", "_grouped_mm")
-EXPERTS_OP = "moe_experts"
 
-
-# ---- capture: an experts module as one op --------------------------------------
-
-@torch.library.custom_op("alpa::moe_experts", mutates_args=())
-def _moe_experts(hidden: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor,
-                 params: List[torch.Tensor], module: str) -> torch.Tensor:
-    raise RuntimeError(
-        f"alpa.moe_experts (the experts module {module!r}) runs only inside alpa_torch's "
-        f"parallel programs; run the model itself to compute it in one process")
-
-
-@_moe_experts.register_fake
-def _(hidden, top_k_index, top_k_weights, params, module):
-    return torch.empty_like(hidden)
-
-
-def is_experts_module(module: torch.nn.Module) -> bool:
-    """An experts module of transformers' experts interface: an int
-    ``num_experts``, the interface's ``_apply_gate``, and its own
-    parameters, every one [num_experts, ...]."""
-    count = getattr(module, "num_experts", None)
-    params = list(module.parameters(recurse=False))
-    return (isinstance(count, int) and count > 0 and callable(getattr(type(module), "_apply_gate", None))
-            and bool(params) and all(p.dim() >= 2 and p.shape[0] == count for p in params)
-            and all(not list(child.parameters()) for child in module.children()))
-
-
-ExpertsEntry = Tuple[torch.nn.Module, List[str]]  # (module, its parameter names in op order)
-
-
-@contextlib.contextmanager
-def experts_as_ops(root: torch.nn.Module) -> Iterator[Dict[str, ExpertsEntry]]:
-    """While active, every experts module under `root` computes through
-    ``alpa.moe_experts`` (for torch.export). Yields {module path: entry}."""
-    found: Dict[str, ExpertsEntry] = {}
-    patched = []
-    for path, module in root.named_modules():
-        if not is_experts_module(module):
-            continue
-        names = [n for n, _ in module.named_parameters(recurse=False)]
-        found[path] = (module, names)
-        had = module.__dict__.get("forward")
-
-        def forward(hidden_states, top_k_index, top_k_weights, _m=module, _n=names, _p=path):
-            return torch.ops.alpa.moe_experts(hidden_states, top_k_index, top_k_weights,
-                                              [getattr(_m, n) for n in _n], _p)
-
-        module.forward = forward
-        patched.append((module, had))
-    try:
-        yield found
-    finally:
-        for module, had in patched:
-            if had is None:
-                del module.forward
-            else:
-                module.forward = had
-
-
-# ---- local programs --------------------------------------------------------------
 
 def _stand_in(module: torch.nn.Module, names: List[str], params: List[torch.Tensor]) -> torch.nn.Module:
     """A shallow copy of `module` computing with `params` (this rank's

@@ -4,8 +4,8 @@ A logical mesh (n0, n1) is laid over the ranks row-major: rank r sits at
 (r // n1, r % n1). Every rank creates the same groups in the same order:
 one per row/column of each mesh axis, and one over the whole mesh, all with
 a timeout, so that a failing peer raises instead of hanging (and
-alpa_torch.health names it). Nothing is global: a MeshGroups object is
-passed to whoever needs the groups.
+alpa_torch/runtime/health.py names it). Nothing is global: a MeshGroups
+object is passed to whoever needs the groups.
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
-from alpa_torch import health
+from alpa_torch.runtime import health
+
+__all__ = ["DEFAULT_TIMEOUT", "MeshGroups"]
 
 DEFAULT_TIMEOUT = datetime.timedelta(seconds=120)
 

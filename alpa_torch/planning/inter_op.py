@@ -31,6 +31,9 @@ try:  # numpy is optional: nested lists always work
 except ImportError:  # pragma: no cover - depends on the environment
     _np = None
 
+__all__ = ["Submesh", "StageChoice", "StageDPResult", "submeshes", "logical_mesh_shapes",
+           "place_submeshes", "stage_dp"]
+
 Submesh = Tuple[int, int]
 
 # Bounds at or above this are "unbounded" (the C++ side caps them anyway).
@@ -285,7 +288,7 @@ def stage_dp(stage_costs: Any, submeshes: Sequence[Submesh], num_micro_batches: 
     """
     if isinstance(submeshes, (str, bytes)) or not isinstance(submeshes, _SequenceABC) or not submeshes:
         raise ValueError("submeshes must be a non-empty list of (num_hosts, devices_per_host) "
-                         "pairs, e.g. alpa_torch.inter_op.submeshes(cluster)")
+                         "pairs, e.g. alpa_torch.planning.inter_op.submeshes(cluster)")
     shapes = [_as_submesh(s, f"submeshes[{n}]") for n, s in enumerate(submeshes)]
     L, _, M, C = _shape_of(stage_costs, "stage_costs", len(shapes))
     if max_n_succ_stages is not None:
@@ -301,7 +304,7 @@ def stage_dp(stage_costs: Any, submeshes: Sequence[Submesh], num_micro_batches: 
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if value > _MAX_COUNT:
             raise ValueError(f"{name} is {value}, beyond what the stage DP takes (see "
-                             f"alpa_torch.inter_op.stage_dp)")
+                             f"alpa_torch.stage_dp)")
     num_micro_batches = int(num_micro_batches)
     num_devices = None if num_devices is None else int(num_devices)
     max_num_stages = None if max_num_stages is None else int(max_num_stages)
