@@ -458,7 +458,7 @@ class _CompiledGraph:
 
     def _build(self, args):
         from alpa_torch.emit import local_ops
-        from alpa_torch.emit.rewrite import build_local_program
+        from alpa_torch.emit.program import emit_stage
         from alpa_torch.graph.capture import capture
         from alpa_torch.runtime.agreement import check_same_graph_everywhere, plan_on_rank0
         from alpa_torch.runtime.spmd import ProgramRunner
@@ -494,7 +494,7 @@ class _CompiledGraph:
             raise RuntimeError(f"alpa: the plan's mesh {stage.mesh_shape} is not the job's "
                                f"{self.mesh.shape}")
         view = layout.view_module(stage.param_specs)
-        program = build_local_program(captured.exported, captured, stage, self.mesh)
+        program = emit_stage(captured.exported, captured, the_plan, 0, self.mesh)
         local_ops.annotate_collectives(program.module)
         # one leaf per parameter for all graphs of a module: a weight read on
         # both sides of a graph break accumulates its gradient in one place

@@ -21,14 +21,14 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor, Replicate, Shard
 
 from alpa_torch.emit import local_ops
-from alpa_torch.emit.spec import Spec
+from alpa_torch.emit.spec import ShardingSpec, parse_spec, pieces
 from alpa_torch.runtime.mesh import MeshGroups
 
 __all__ = ["placements", "block_permute", "sharded_parameter", "sharded_tensor",
            "broadcast_from_rank0", "distribute_stage_state", "whole_tensor", "full_state_dict"]
 
 
-def placements(spec: Spec) -> List:
+def placements(spec: ShardingSpec) -> List:
     """DTensor placements of a (2-D mesh) layout: ``Shard(d)`` on each mesh
     axis that splits tensor dim d, ``Replicate()`` elsewhere."""
     out = [Replicate(), Replicate()]
@@ -38,7 +38,7 @@ def placements(spec: Spec) -> List:
     return out
 
 
-def block_permute(t: torch.Tensor, spec: Spec, mesh: MeshGroups, inverse: bool = False) -> torch.Tensor:
+def block_permute(t: torch.Tensor, spec: ShardingSpec, mesh: MeshGroups, inverse: bool = False) -> torch.Tensor:
     """Reorders block-interleaved dims so that a plain Shard of the result
     gives each rank its slice of every block (`inverse`: back)."""
     for d, (axes, block) in enumerate(zip(spec.dims, spec.blocks)):
@@ -57,10 +57,10 @@ def block_permute(t: torch.Tensor, spec: Spec, mesh: MeshGroups, inverse: bool =
     return t
 
 
-def sharded_tensor(whole: torch.Tensor, spec: Spec, mesh: MeshGroups) -> DTensor:
+def sharded_tensor(whole: torch.Tensor, spec: ShardingSpec, mesh: MeshGroups) -> DTensor:
     """This rank's piece of `whole` (already block-permuted, if it has
     block-interleaved dims) as a DTensor on the mesh (a copy)."""
-    local = local_ops.take_local(whole, [(i, c, 1) for i, c, _ in spec.pieces(mesh)])
+    local = local_ops.take_local(whole, [(i, c, 1) for i, c, _ in pieces(spec, mesh)])
     return DTensor.from_local(local.clone(), mesh.device_mesh, placements(spec), run_check=False)
 
 
@@ -68,7 +68,7 @@ def sharded_parameter(param: torch.Tensor, spec_text: str, mesh: MeshGroups) -> 
     """This rank's piece of a whole parameter as a DTensor Parameter laid
     out as `spec_text` (block-interleaved dims permuted, see block_permute).
     The spec is kept as ``new._alpa_spec`` for whole_tensor()."""
-    spec = Spec.parse(spec_text)
+    spec = parse_spec(spec_text)
     dtensor = sharded_tensor(block_permute(param.detach(), spec, mesh), spec, mesh)
     new = torch.nn.Parameter(dtensor, requires_grad=param.requires_grad)
     new._alpa_spec = spec_text  # type: ignore[attr-defined]
@@ -122,7 +122,7 @@ def distribute_stage_state(model: torch.nn.Module, captured, stage, mesh: MeshGr
             if node is not None and fqn in drop:
                 module._buffers[leaf] = None  # another stage's
             continue
-        spec = Spec.parse(node_specs[node]["outputs"][0])
+        spec = parse_spec(node_specs[node]["outputs"][0])
         module._buffers[leaf] = sharded_tensor(buf, spec, mesh)
 
 
@@ -131,7 +131,7 @@ def whole_tensor(value: torch.Tensor, spec_text: Optional[str], mesh: MeshGroups
     gathered whole, its block-interleaved dims (`spec_text`) put back in order."""
     full = value.full_tensor() if isinstance(value, DTensor) else value.detach()
     if spec_text is not None:
-        full = block_permute(full, Spec.parse(spec_text), mesh, inverse=True)
+        full = block_permute(full, parse_spec(spec_text), mesh, inverse=True)
     return full
 
 

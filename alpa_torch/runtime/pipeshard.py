@@ -28,8 +28,8 @@ import torch.utils._pytree as pytree
 from torch.distributed.tensor import DTensor
 
 from alpa_torch.emit import local_ops
-from alpa_torch.emit.spec import Spec
-from alpa_torch.emit.stage_program import build_stage_program
+from alpa_torch.emit.spec import ShardingSpec, parse_spec, pieces
+from alpa_torch.emit.program import emit_stage
 from alpa_torch.graph.capture import capture
 from alpa_torch.planning.plan_types import Plan
 from alpa_torch.runtime import health
@@ -71,8 +71,8 @@ class PipeshardModule:
 
 
 class _Pipeline:
-    """This rank's stage of a pipeshard plan: its program (the single-stage
-    rewrite applied to the stage, alpa_torch/emit/stage_program.py), the
+    """This rank's stage of a pipeshard plan: its program (the C++ local
+    program of the stage, alpa_torch/emit/program.py), the
     C++ executor that runs the schedule, and the groups of tied parameters."""
 
     def __init__(self, model, captured, the_plan: Plan, meshes: List[MeshGroups],
@@ -87,7 +87,7 @@ class _Pipeline:
         self.meshes = meshes
         self.is_last = self.stage_index == len(the_plan.stages) - 1
         ep = captured.exported
-        self.program = build_stage_program(ep, captured, self.stage, self.mesh)
+        self.program = emit_stage(ep, captured, the_plan, self.stage_index, self.mesh)
         local_ops.annotate_collectives(self.program.module,
                                        f"alpa pipeline stage {self.stage_index}, ")
         self.planned_shapes = {n.name: tuple(int(d) for d in n.outputs[0][0])
@@ -122,7 +122,7 @@ class _Pipeline:
                                   f"the tied parameter {fqn!r} of stages {stages}")
         self._micro = None
         self.state = ProgramState(model, ep)
-        self.buffer_views = [(self.kind_of[name][1], Spec.parse(spec))
+        self.buffer_views = [(self.kind_of[name][1], parse_spec(spec))
                              for name, spec in self.program.buffer_views]
 
     # -- one step --------------------------------------------------------------
@@ -193,7 +193,7 @@ class _Pipeline:
                 x = self._micro[self.user_input_index[key]][mb]
                 spec = self.program.placeholder_specs.get(key)
                 if spec is not None:
-                    x = slice_input(x, Spec.parse(spec), self.mesh)
+                    x = slice_input(x, parse_spec(spec), self.mesh)
                 values.append(x)
         outs = list(self.program.module(*values))
         n = len(self.stage.outputs)
@@ -212,7 +212,7 @@ class _Pipeline:
         for value, (kind, _) in zip(self.fx_outputs, self.output_kinds):
             if isinstance(value, torch.fx.Node):
                 if kind == "USER_OUTPUT":
-                    user.append(gather_full(results[tensor_index], Spec.parse(specs[tensor_index]),
+                    user.append(gather_full(results[tensor_index], parse_spec(specs[tensor_index]),
                                             self.mesh, f"pipeline stage {self.stage_index}: the "
                                             f"gather of output {tensor_index}"))
                 tensor_index += 1
@@ -242,7 +242,7 @@ class _Pipeline:
             if self.stage_index not in stages:
                 continue
             p = self.model.get_parameter(fqn)
-            spec = Spec.parse(self.stage.param_specs[fqn])
+            spec = parse_spec(self.stage.param_specs[fqn])
             grad = p.grad
             if grad is None:
                 full = torch.zeros(p.shape, dtype=p.dtype)
@@ -257,7 +257,7 @@ class _Pipeline:
                               f"the gradient of the tied parameter {fqn!r} after the schedule"):
                 dist.all_reduce(contribution, group=group)
             local = local_ops.take_local(block_permute(contribution, spec, self.mesh),
-                                         [(i, c, 1) for i, c, _ in spec.pieces(self.mesh)])
+                                         [(i, c, 1) for i, c, _ in pieces(spec, self.mesh)])
             if p.grad is None:
                 p.grad = DTensor.from_local(local.contiguous(), self.mesh.device_mesh,
                                             placements(spec), run_check=False)

@@ -17,7 +17,7 @@ import torch
 from torch.distributed.tensor import DTensor
 
 from alpa_torch.emit import local_ops
-from alpa_torch.emit.spec import Spec
+from alpa_torch.emit.spec import ShardingSpec, parse_spec, pieces
 from alpa_torch.runtime.local_params import LocalParameters
 from alpa_torch.runtime.mesh import MeshGroups
 
@@ -52,19 +52,19 @@ class ProgramState:
                          f"expected one of {STATE_KINDS}")
 
 
-def slice_input(x: torch.Tensor, spec: Spec, mesh: MeshGroups) -> torch.Tensor:
+def slice_input(x: torch.Tensor, spec: ShardingSpec, mesh: MeshGroups) -> torch.Tensor:
     """This rank's piece of a global input. With autograd (the input needs a
     gradient) through alpa.shard, whose backward gathers, so the input's
     gradient is complete on every rank; otherwise a plain local slice."""
     if not x.requires_grad:
-        return local_ops.take_local(x, spec.pieces(mesh))
+        return local_ops.take_local(x, pieces(spec, mesh))
     for d, (axes, block) in enumerate(zip(spec.dims, spec.blocks)):
         for a in axes:
             x = local_ops.shard_dim(x, d, block, mesh.group([a]))
     return x
 
 
-def gather_full(value: torch.Tensor, spec: Spec, mesh: MeshGroups, node: str = "") -> torch.Tensor:
+def gather_full(value: torch.Tensor, spec: ShardingSpec, mesh: MeshGroups, node: str = "") -> torch.Tensor:
     """The whole tensor from each rank's piece laid out as `spec`; `node`
     names the gather in a failure."""
     for d, (axes, block) in enumerate(zip(spec.dims, spec.blocks)):
@@ -81,7 +81,7 @@ def write_buffer(model: torch.nn.Module, target: str, value: torch.Tensor) -> No
         (b.to_local() if isinstance(b, DTensor) else b).copy_(value)
 
 
-def sync_buffer_views(model: torch.nn.Module, buffer_views: Sequence[Tuple[str, Spec]],
+def sync_buffer_views(model: torch.nn.Module, buffer_views: Sequence[Tuple[str, ShardingSpec]],
                       mesh: MeshGroups) -> None:
     """Each rank updated its piece of a replicated buffer in place
     (BatchNorm running statistics of a channel-split BatchNorm): gather
@@ -91,7 +91,7 @@ def sync_buffer_views(model: torch.nn.Module, buffer_views: Sequence[Tuple[str, 
         for target, spec in buffer_views:
             buf = model.get_buffer(target)
             full = buf.to_local() if isinstance(buf, DTensor) else buf
-            mine = local_ops.view_local(full, spec.pieces(mesh)).clone()
+            mine = local_ops.view_local(full, pieces(spec, mesh)).clone()
             # .data: autograd saved this buffer (native batch_norm keeps
             # its running stats for backward); our own piece is unchanged,
             # so the write must not bump the version counter.

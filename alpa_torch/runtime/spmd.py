@@ -22,8 +22,8 @@ import torch.fx._pytree as fx_pytree
 import torch.utils._pytree as pytree
 
 from alpa_torch.emit import local_ops
-from alpa_torch.emit.rewrite import LocalProgram, build_local_program
-from alpa_torch.emit.spec import Spec
+from alpa_torch.emit.program import EmittedProgram, emit_stage
+from alpa_torch.emit.spec import ShardingSpec, parse_spec, pieces
 from alpa_torch.graph.capture import capture, with_added_kwargs
 from alpa_torch.planning.plan_types import Plan
 from alpa_torch.runtime import health
@@ -47,7 +47,7 @@ def parallelize_spmd(model: torch.nn.Module, example_args, example_kwargs, shape
     the_plan = plan_on_rank0(captured, shape, plan_options)
     stage = the_plan.stages[0]
     mesh = MeshGroups(stage.mesh_shape, timeout=timeout)
-    program = build_local_program(captured.exported, captured, stage, mesh)
+    program = emit_stage(captured.exported, captured, the_plan, 0, mesh)
     local_ops.annotate_collectives(program.module)
     distribute_stage_state(model, captured, stage, mesh)
     cls = model.__class__
@@ -78,7 +78,7 @@ class ProgramRunner:
     caller passes this rank's piece of each input instead of the whole.
     Also the torch.compile backend's runner of each Dynamo graph."""
 
-    def __init__(self, model, captured, program: LocalProgram, mesh: MeshGroups, the_plan: Plan,
+    def __init__(self, model, captured, program: EmittedProgram, mesh: MeshGroups, the_plan: Plan,
                  local_outputs: bool, dp_inputs: bool,
                  local_params: Optional[LocalParameters] = None):
         ep = captured.exported
@@ -97,7 +97,7 @@ class ProgramRunner:
         self.mutations = [(i, s.target) for i, s in enumerate(sig.output_specs)
                           if s.kind.name == "BUFFER_MUTATION"]
         targets = placeholder_targets(ep)
-        self.buffer_views = [(targets[name][1], Spec.parse(spec))
+        self.buffer_views = [(targets[name][1], parse_spec(spec))
                              for name, spec in program.buffer_views]
         self.plan = the_plan
         self.grad_inputs = {n.name for n in captured.graph.nodes
@@ -136,7 +136,7 @@ class ProgramRunner:
                 _check_planned_shape(arg_name, x, self.planned_shapes.get(arg_name), self.dp_inputs)
                 spec = self.program.placeholder_specs.get(arg_name)
                 if spec is not None and not self.dp_inputs:
-                    x = slice_input(x, Spec.parse(spec), self.mesh)
+                    x = slice_input(x, parse_spec(spec), self.mesh)
                 values.append(x)
         outs = self.program.module(*values)
         for index, target in self.mutations:
@@ -147,7 +147,7 @@ class ProgramRunner:
         for i in user_index:
             value, spec = outs[i], self.program.output_specs[i]
             if isinstance(value, torch.Tensor) and spec is not None and not self.local_outputs:
-                value = gather_full(value, Spec.parse(spec), self.mesh,
+                value = gather_full(value, parse_spec(spec), self.mesh,
                                     f"the gather of output {i} to every rank")
             results.append(value)
         return pytree.tree_unflatten(results, self.out_spec)
@@ -164,8 +164,8 @@ def _planned_input_shapes(captured, program, mesh: MeshGroups,
         taken = shape
         spec = program.placeholder_specs.get(n.name)
         if dp_inputs and spec is not None:
-            pieces = Spec.parse(spec).pieces(mesh)
-            taken = tuple(d // count for d, (_, count, _) in zip(shape, pieces))
+            cut = pieces(parse_spec(spec), mesh)
+            taken = tuple(d // count for d, (_, count, _) in zip(shape, cut))
         out[n.name] = (shape, taken)
     return out
 

@@ -72,9 +72,9 @@ def _grads(module, x):
     for name, p in module.named_parameters():
         grad = p.grad
         if hasattr(grad, "full_tensor"):
-            from alpa_torch.emit.spec import Spec
+            from alpa_torch.emit.spec import parse_spec
             from alpa_torch.runtime.parameters import block_permute
-            grad = block_permute(grad.full_tensor(), Spec.parse(p._alpa_spec),
+            grad = block_permute(grad.full_tensor(), parse_spec(p._alpa_spec),
                                   module._alpa_runner.mesh, inverse=True)
         params[name] = grad.detach().numpy().copy()
     xg = None if x.grad is None else x.grad.detach().numpy().copy()

@@ -29,9 +29,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.fx
 
-from alpa_torch import _C, expert_ops, local_ops
-from alpa_torch.capture import schema_arguments
-from alpa_torch.runtime import load_runtime
+from alpa_torch import _C
+from alpa_torch.emit import experts as expert_ops
+from alpa_torch.emit import local_ops
+from alpa_torch.emit.local_ops import load_runtime
+from alpa_torch.emit.spec import MeshCoords
+from alpa_torch.graph.capture import schema_arguments
 
 __all__ = ["EmittedProgram", "emit_stage", "local_padding_idx"]
 
@@ -93,7 +96,7 @@ def _is_int_argument(arg) -> bool:
 
 
 class _Emitter:
-    def __init__(self, exported, captured, program: _C.LocalProgram, mesh):
+    def __init__(self, exported, captured, program: _C.LocalProgram, mesh: MeshCoords):
         load_runtime()
         self.ep = exported
         self.program = program
@@ -400,7 +403,7 @@ def _refuse_lost_write(node, value, move):
         f"of the value is read after it")
 
 
-def emit_stage(exported, captured, plan, stage: int, mesh) -> EmittedProgram:
+def emit_stage(exported, captured, plan, stage: int, mesh: MeshCoords) -> EmittedProgram:
     """This rank's program for stage `stage` of `plan` (alpa_torch.plan.Plan):
     the C++ local program (``_C.build_local_program``) emitted as FX.
     `mesh` gives this rank's mesh shape, coordinate and group names
