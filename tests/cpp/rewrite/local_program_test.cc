@@ -135,14 +135,30 @@ TEST(LocalProgramTest, BothAxesToOneAxis) {
   ir::Graph g = b.build().value();
   plan::Plan p = plan_of(g, {2, 2}, {}, {{"linear", "S01RR = S01RR x RR x R"},
                                          {"linear_1", "S1RS0 = S1RR x S0R x S0"}});
-  LocalProgram program = program_of(g, p);
-  ASSERT_EQ(program.nodes.size(), 2u);
-  const LocalInput& h_in = program.nodes[1].inputs[0];
-  EXPECT_EQ(h_in.value.to_string(), "%linear");
-  std::string text = program.to_string();
-  EXPECT_NE(text.find("  in %linear S01RR -> S1RR by all_gather@1(0->-1) all_gather@0(0->-1) slice@1(-1->0) grad_reduce (0)\n"),
-            std::string::npos) << text;
-  EXPECT_NE(text.find("  out f32[8,4,16] S1RS0 local [4,4,8]\n"), std::string::npos) << text;
+  // fc1 is data parallel over both axes (its gradients bucketed over both);
+  // fc2 reads the batch split over axis 1 only and splits its weight's rows
+  // over axis 0, so its input's gradient is all-reduced over axis 0.
+  EXPECT_EQ(program_of(g, p).to_string(),
+            "stage 0 mesh 2x2\n"
+            "input %x \"x\" f32[8,4,16] S01RR local [2,4,16]\n"
+            "parameter %fc1.weight \"fc1.weight\" f32[16,16] RR local [16,16]\n"
+            "parameter %fc1.bias \"fc1.bias\" f32[16] R local [16]\n"
+            "parameter %fc2.weight \"fc2.weight\" f32[16,16] S0R local [8,16]\n"
+            "parameter %fc2.bias \"fc2.bias\" f32[16] S0 local [8]\n"
+            "node %linear = aten.linear.default plain\n"
+            "  in %x S01RR\n"
+            "  in %fc1.weight RR bucketed\n"
+            "  in %fc1.bias R bucketed\n"
+            "  out f32[8,4,16] S01RR local [2,4,16]\n"
+            "node %linear_1 = aten.linear.default plain\n"
+            "  in %linear S01RR -> S1RR by all_gather@1(0->-1) all_gather@0(0->-1) slice@1(-1->0) "
+            "grad_reduce (0)\n"
+            "  in %fc2.weight S0R bucketed\n"
+            "  in %fc2.bias S0 bucketed\n"
+            "  out f32[8,4,16] S1RS0 local [4,4,8]\n"
+            "output 0 %linear_1 f32[8,4,16] S1RS0 local [4,4,8]\n"
+            "bucket (0,1) f32 fc1.weight fc1.bias\n"
+            "bucket (1) f32 fc2.weight fc2.bias\n");
 }
 
 /// GPT-2's attention projections (Conv1D: addmm with a [in, out] weight)
