@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Explain a plan written by 'alpa-torch plan -o' or Plan.save().")
     p.add_argument("plan_file", metavar="PLAN.json")
     _add_graph_option(p)
+    p.add_argument("--programs", action="store_true",
+                   help="also print each stage's local program (needs --graph): per node the "
+                   "resharding steps of its inputs, gradient reductions, partial sums and "
+                   "local sizes, as the planner hands them to the runtime")
     p.set_defaults(func=cmd_explain)
     p = sub.add_parser("draw", help="picture of the stages over the devices and their shardings",
                        description="Draw a saved plan as SVG, or as HTML embedding the SVG.")
@@ -496,7 +500,22 @@ def explain_text(plan) -> str:
 
 
 def cmd_explain(args, out: TextIO, err: TextIO) -> int:
-    out.write(explain_text(load_plan(args.plan_file, args.graph)))
+    if args.programs and args.graph is None:
+        raise UserError("--programs needs --graph GRAPH.json: a stage's local program is built "
+                        "from the captured graph the plan was made for")
+    plan = load_plan(args.plan_file, args.graph)
+    out.write(explain_text(plan))
+    if args.programs:
+        import alpa_torch
+        from alpa_torch import _C
+        captured = alpa_torch.load(args.graph)
+        graph = getattr(captured, "graph", captured)
+        for stage in plan.stages:
+            try:
+                program = _C.build_local_program(graph, plan.to_json(), stage.index)
+            except (ValueError, NotImplementedError) as e:
+                raise UserError(f"stage {stage.index}: no local program: {_one_line(e)}") from None
+            out.write(f"\nlocal program of stage {stage.index}:\n{program}")
     return 0
 
 

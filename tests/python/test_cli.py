@@ -471,6 +471,26 @@ def test_explain_and_draw_check_the_plan_against_a_graph(capsys, workdir, intra_
     assert status == 2 and "no graph file" in err
 
 
+def test_explain_prints_each_stage_local_program(capsys, workdir, intra_plan_file, pipe_plan_file):
+    from alpa_torch import _C
+    graph = workdir / "mlp_graph.json"
+    if not graph.exists():
+        alpa_torch.capture(*__import__("cli_models").mlp_factory()).save(graph)
+    for plan_file in (intra_plan_file, pipe_plan_file):
+        status, out, err = run_cli(capsys, "explain", plan_file, "--graph", graph, "--programs")
+        assert status == 0, err
+        plan = alpa_torch.Plan.load(plan_file)
+        texts = out.split("\nlocal program of stage ")[1:]
+        assert len(texts) == len(plan.stages)
+        for stage, text in zip(plan.stages, texts):
+            body = text.split(":\n", 1)[1]
+            assert _C.LocalProgram.parse(body).stage == stage.index
+            for fqn in stage.param_specs:
+                assert f'"{fqn}"' in body
+    status, _, err = run_cli(capsys, "explain", intra_plan_file, "--programs")
+    assert status == 2 and "--programs needs --graph" in err
+
+
 class _Skip(torch.nn.Module):
     """h = a(x) is read by c, two stages later: it travels through stage 1."""
 
