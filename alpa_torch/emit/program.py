@@ -125,6 +125,7 @@ class _Emitter:
         # parameters: several) -> their gradient all-reduces, for the buckets
         self.bucket_uses: Dict[str, Dict[torch.fx.Node, List[torch.fx.Node]]] = {}
         self.fx_placeholders: List[str] = []
+        self.bucket_axes = {p: b.axes for b in program.buckets for p in b.parameters}
         self.all_placeholders = True  # single stage: every input of forward
 
     # -- helpers -------------------------------------------------------------
@@ -180,18 +181,14 @@ class _Emitter:
                     out = self.call(torch.ops.alpa.grad_all_reduce, out, self.group(entry.grad_reduce))
                 elif entry.bucketed:
                     placeholder = out
-                    out = self.call(torch.ops.alpa.grad_all_reduce, out, self.group(entry_bucket_axes(entry)))
+                    axes = self.bucket_axes[entry.value.node]
+                    out = self.call(torch.ops.alpa.grad_all_reduce, out, self.group(axes))
                     uses = self.bucket_uses.setdefault(entry.value.node, {})
                     uses.setdefault(placeholder, []).append(out)
                 return out
             if isinstance(value, (list, tuple)) and any(isinstance(v, torch.fx.Node) for v in value):
                 return type(value)(None if v is None else convert(v, written) for v in value)
             return value
-
-        bucket_axes = {p: b.axes for b in self.program.buckets for p in b.parameters}
-
-        def entry_bucket_axes(entry):
-            return bucket_axes[entry.value.node]
 
         args, kwargs = [], {}
         local_args = local.args

@@ -367,13 +367,18 @@ core::StatusOr<LocalProgram> build_local_program(const ir::Graph& graph, const p
   b.program.stage = stage.index;
   b.program.mesh_shape = stage.mesh_shape;
   for (const plan::NodeSharding& ns : stage.nodes) b.members[ns.node] = &ns;
-  for (const plan::StageValue& v : stage.inputs) {
+  // The graph node producing a boundary value the stage receives or sends.
+  auto producer_of = [&](const plan::StageValue& v, const char* verb) -> core::StatusOr<ir::NodeId> {
     auto producer = graph.find(v.producer);
     if (!producer) {
       return core::invalid_argument(fmt::format(
-          "stage {} receives %{}, which the graph does not have; plan the graph again", stage.index,
+          "stage {} {} %{}, which the graph does not have; plan the graph again", stage.index, verb,
           v.producer));
     }
+    return *producer;
+  };
+  for (const plan::StageValue& v : stage.inputs) {
+    ALPA_RETURN_IF_ERROR(producer_of(v, "receives").status());
     b.received_names.insert(v.name);
     ALPA_ASSIGN_OR_RETURN(LocalValue lv, b.local_value(ValueName{v.producer, v.index}, v.meta, v.spec));
     b.held[{v.producer, v.index}] = v.spec;
@@ -389,13 +394,8 @@ core::StatusOr<LocalProgram> build_local_program(const ir::Graph& graph, const p
     }
   }
   for (const plan::StageValue& v : stage.outputs) {
-    auto producer = graph.find(v.producer);
-    if (!producer) {
-      return core::invalid_argument(fmt::format(
-          "stage {} sends %{}, which the graph does not have; plan the graph again", stage.index,
-          v.producer));
-    }
-    ALPA_ASSIGN_OR_RETURN(LocalOutput o, b.output_of(ir::ValueRef{*producer, v.index}, &v.spec));
+    ALPA_ASSIGN_OR_RETURN(ir::NodeId producer, producer_of(v, "sends"));
+    ALPA_ASSIGN_OR_RETURN(LocalOutput o, b.output_of(ir::ValueRef{producer, v.index}, &v.spec));
     b.program.sends.push_back(std::move(o));
   }
   std::vector<int64_t> outputs = stage.graph_outputs;

@@ -208,12 +208,8 @@ core::StatusOr<sharding::ReshardStep> parse_step(Tokens& t, const std::string& t
   return s;
 }
 
-// SPEC [-> SPEC by STEP...]; steps run until a word that is not a step.
-core::StatusOr<Move> parse_move(Tokens& t) {
-  Move m;
-  ALPA_ASSIGN_OR_RETURN(m.from, parse_spec(t));
-  m.to = m.from;
-  if (t.peek() != "->") return m;
+// -> SPEC by STEP...; steps run until a word that is not a step.
+core::Status parse_target(Tokens& t, Move& m) {
   ALPA_RETURN_IF_ERROR(t.expect("->"));
   ALPA_ASSIGN_OR_RETURN(m.to, parse_spec(t));
   ALPA_RETURN_IF_ERROR(t.expect("by"));
@@ -222,12 +218,21 @@ core::StatusOr<Move> parse_move(Tokens& t) {
     ALPA_ASSIGN_OR_RETURN(auto step, parse_step(t, text));
     m.steps.push_back(step);
   }
+  return core::ok_status();
+}
+
+// SPEC [-> SPEC by STEP...]
+core::StatusOr<Move> parse_move(Tokens& t) {
+  Move m;
+  ALPA_ASSIGN_OR_RETURN(m.from, parse_spec(t));
+  m.to = m.from;
+  if (t.peek() != "->") return m;
+  ALPA_RETURN_IF_ERROR(parse_target(t, m));
   return m;
 }
 
-core::StatusOr<LocalValue> parse_value(Tokens& t) {
-  LocalValue v;
-  ALPA_ASSIGN_OR_RETURN(v.value, parse_value_name(t));
+// META SPEC local SHAPE, e.g. "f32[8,32] RS0 local [8,16]".
+core::Status parse_layout(Tokens& t, LocalValue& v) {
   ALPA_ASSIGN_OR_RETURN(std::string meta, t.next("a tensor type such as f32[8,32]"));
   auto parsed = ir::TensorMeta::parse(meta);
   if (!parsed.ok()) return t.error(parsed.status().message());
@@ -236,6 +241,13 @@ core::StatusOr<LocalValue> parse_value(Tokens& t) {
   ALPA_RETURN_IF_ERROR(t.expect("local"));
   ALPA_ASSIGN_OR_RETURN(std::string shape, t.next("a local shape"));
   ALPA_ASSIGN_OR_RETURN(v.local_shape, parse_list(t, shape, '[', ']'));
+  return core::ok_status();
+}
+
+core::StatusOr<LocalValue> parse_value(Tokens& t) {
+  LocalValue v;
+  ALPA_ASSIGN_OR_RETURN(v.value, parse_value_name(t));
+  ALPA_RETURN_IF_ERROR(parse_layout(t, v));
   return v;
 }
 
@@ -399,14 +411,7 @@ core::StatusOr<LocalProgram> parse_local_program(std::string_view text) {
       } else if (word == "out") {
         LocalValue o;
         o.value = ValueName{node->name, static_cast<int64_t>(node->outputs.size())};
-        ALPA_ASSIGN_OR_RETURN(std::string meta, t.next("a tensor type"));
-        auto parsed = ir::TensorMeta::parse(meta);
-        if (!parsed.ok()) return t.error(parsed.status().message());
-        o.meta = *parsed;
-        ALPA_ASSIGN_OR_RETURN(o.spec, parse_spec(t));
-        ALPA_RETURN_IF_ERROR(t.expect("local"));
-        ALPA_ASSIGN_OR_RETURN(std::string shape, t.next("a local shape"));
-        ALPA_ASSIGN_OR_RETURN(o.local_shape, parse_list(t, shape, '[', ']'));
+        ALPA_RETURN_IF_ERROR(parse_layout(t, o));
         ALPA_RETURN_IF_ERROR(finished(t));
         node->outputs.push_back(std::move(o));
       } else {
@@ -458,16 +463,8 @@ core::StatusOr<LocalProgram> parse_local_program(std::string_view text) {
       LocalOutput s;
       ALPA_ASSIGN_OR_RETURN(s.value, parse_value(t));
       s.move.from = s.move.to = s.value.spec;
-      if (t.peek() == "->") {
-        ALPA_RETURN_IF_ERROR(t.expect("->"));
-        ALPA_ASSIGN_OR_RETURN(s.move.to, parse_spec(t));
-        ALPA_RETURN_IF_ERROR(t.expect("by"));
-        while (!t.done()) {
-          ALPA_ASSIGN_OR_RETURN(std::string text, t.next("a step"));
-          ALPA_ASSIGN_OR_RETURN(auto step, parse_step(t, text));
-          s.move.steps.push_back(step);
-        }
-      }
+      if (t.peek() == "->") ALPA_RETURN_IF_ERROR(parse_target(t, s.move));
+      ALPA_RETURN_IF_ERROR(finished(t));
       p.sends.push_back(std::move(s));
     } else if (word == "output") {
       ALPA_ASSIGN_OR_RETURN(std::string index, t.next("the graph output index"));
@@ -509,14 +506,7 @@ core::StatusOr<LocalProgram> parse_local_program(std::string_view text) {
       ALPA_ASSIGN_OR_RETURN(ph.target, t.next("the placeholder's target"));
       if (ph.target.empty() || ph.target[0] != '"') return t.error("the target is a quoted name");
       ph.target.erase(0, 1);
-      ALPA_ASSIGN_OR_RETURN(std::string meta, t.next("a tensor type"));
-      auto parsed = ir::TensorMeta::parse(meta);
-      if (!parsed.ok()) return t.error(parsed.status().message());
-      ph.value.meta = *parsed;
-      ALPA_ASSIGN_OR_RETURN(ph.value.spec, parse_spec(t));
-      ALPA_RETURN_IF_ERROR(t.expect("local"));
-      ALPA_ASSIGN_OR_RETURN(std::string shape, t.next("a local shape"));
-      ALPA_ASSIGN_OR_RETURN(ph.value.local_shape, parse_list(t, shape, '[', ']'));
+      ALPA_RETURN_IF_ERROR(parse_layout(t, ph.value));
       ALPA_RETURN_IF_ERROR(finished(t));
       p.placeholders.push_back(std::move(ph));
     }

@@ -3,7 +3,8 @@
 Input: JSON ``{"graph": <a graph file's JSON>, "options": {...}}`` (a bare
 graph file is read with the default options). The graph is read as
 ``alpa_torch.load`` reads a file, must round-trip (JSON and text form), and
-is planned on a small mesh; the plan must round-trip too.
+is planned on a small mesh; the plan must round-trip too, and so must each
+stage's local program (its text form).
 
 Options: ``mesh`` [n0, n1] (more than 8 devices is cut to 8: planning time
 grows with the mesh, not what this target looks for), ``method``
@@ -97,3 +98,12 @@ def one_input(data: bytes) -> None:
     again = alpa_torch.Plan.from_json(plan.to_json())
     same_json(plan.to_json(), again.to_json(), "plan of the graph: to_json -> from_json")
     plan.explain()
+    for stage in range(len(plan.stages)):
+        # every stage's local program (csrc/rewrite/) is built or refused
+        # with a documented exception, and its text reads back equal
+        ok, program = allowed(_C.build_local_program, graph.graph, plan.to_json(), stage)
+        if not ok:
+            continue
+        text = str(program)
+        if _C.LocalProgram.parse(text) != program:
+            raise Finding(f"stage {stage}'s local program does not read back from its text:\n{text}")

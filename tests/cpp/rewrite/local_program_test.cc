@@ -261,6 +261,59 @@ TEST(LocalProgramTest, PipelineStagesSendAndReceive) {
   EXPECT_EQ(second.placeholders[0].target, "h.1.fc.weight");
 }
 
+/// A scaled addmm (beta != 1) cannot have its `self` added after the sum
+/// of a split contraction; the builder says so and what to write instead.
+TEST(LocalProgramTest, RefusesAScaledAddmmWithSplitContraction) {
+  GraphBuilder b("scaled");
+  ValueRef x = b.input("x", {{16, 64}, DType::kFloat32});
+  ValueRef w = b.parameter("w", {{64, 32}, DType::kFloat32});
+  ValueRef bias = b.parameter("bias", {{32}, DType::kFloat32});
+  b.output(b.op("aten.addmm.default", {bias, x, w},
+                {{"self", InputRef{0}}, {"mat1", InputRef{1}}, {"mat2", InputRef{2}},
+                 {"beta", int64_t{2}}, {"alpha", int64_t{1}}}));
+  ir::Graph g = b.build().value();
+  plan::Plan p = plan_of(g, {1, 2}, {{"x", "RS0"}, {"w", "S0R"}, {"bias", "R"}});
+  auto refused = build_local_program(g, p, 0);
+  ASSERT_FALSE(refused.ok()) << refused->to_string();
+  EXPECT_EQ(refused.status().code(), core::StatusCode::kNotImplemented);
+  EXPECT_NE(refused.status().message().find(
+                "node 'addmm' (aten.addmm.default) scales its terms (beta or alpha is not 1)"),
+            std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("write the matmul and the addition as separate ops"),
+            std::string::npos);
+}
+
+/// A row-split table: the lookup is local with the rows each piece holds;
+/// scale_grad_by_freq needs every index's count, so it is refused.
+TEST(LocalProgramTest, RowSplitEmbedding) {
+  for (bool scale : {false, true}) {
+    GraphBuilder b("embed");
+    ValueRef ids = b.input("ids", {{4, 8}, DType::kInt64});
+    ValueRef table = b.parameter("wte.weight", {{64, 16}, DType::kFloat32});
+    b.output(b.op_with_meta("aten.embedding.default", {table, ids},
+                            {{"weight", InputRef{0}}, {"indices", InputRef{1}},
+                             {"padding_idx", int64_t{-1}}, {"scale_grad_by_freq", scale},
+                             {"sparse", false}},
+                            {{{4, 8, 16}, DType::kFloat32}})[0]);
+    ir::Graph g = b.build().value();
+    plan::Plan p = plan_of(g, {1, 2}, {{"ids", "RR"}, {"wte.weight", "S0R"}});
+    auto program = build_local_program(g, p, 0);
+    if (!scale) {
+      ASSERT_TRUE(program.ok()) << program.status().to_string();
+      ASSERT_EQ(program->nodes.size(), 1u);
+      EXPECT_EQ(program->nodes[0].kind, LocalOpKind::kRowSplitEmbedding) << program->to_string();
+      EXPECT_EQ(program->nodes[0].rows_per_piece, 32);
+      continue;
+    }
+    ASSERT_FALSE(program.ok());
+    EXPECT_EQ(program.status().code(), core::StatusCode::kNotImplemented);
+    EXPECT_NE(program.status().message().find("has scale_grad_by_freq=True and the plan splits its "
+                                              "table by rows"), std::string::npos);
+    EXPECT_NE(program.status().message().find("build the nn.Embedding with scale_grad_by_freq=False"),
+              std::string::npos);
+  }
+}
+
 TEST(LocalProgramTest, ParseErrorsNameTheLine) {
   auto bad = parse_local_program("stage 0 mesh 1x2\nnode %a = aten.relu.default sideways\n");
   ASSERT_FALSE(bad.ok());
