@@ -16,11 +16,12 @@ TRANSFORMERS_SPEC="${ALPA_TRANSFORMERS_SPEC:-transformers==5.24.0}"
 
 log() { printf '[alpa setup] %s\n' "$*" >&2; }
 
-# ---- 1. Debian packages: compilers, CBC, fmt, GoogleTest ---------------------
+# ---- 1. Debian packages: compilers, CBC, fmt, nlohmann_json, GoogleTest ----
 install_debian_packages() {
   [ "${ALPA_SKIP_APT:-0}" = 1 ] && return 0
-  command -v dpkg >/dev/null 2>&1 || { log "not a Debian system: install CBC, fmt, GoogleTest, cmake, ninja yourself"; return 0; }
-  local wanted=(g++ cmake ninja-build pkg-config coinor-libcbc-dev libfmt-dev libgtest-dev librsvg2-bin)
+  command -v dpkg >/dev/null 2>&1 || { log "not a Debian system: install CBC, fmt, nlohmann_json, GoogleTest, cmake, ninja yourself"; return 0; }
+  local wanted=(g++ cmake ninja-build pkg-config coinor-libcbc-dev libfmt-dev nlohmann-json3-dev
+                libgtest-dev librsvg2-bin)
   local missing=()
   for pkg in "${wanted[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -9,7 +9,7 @@ the graph (topological order, shapes) and computes per-node FLOPs.
 from __future__ import annotations
 
 import inspect
-import json
+import math
 import operator
 import os
 import traceback
@@ -21,6 +21,7 @@ import torch.fx
 
 from alpa_torch import _C
 from alpa_torch.errors import CaptureError
+from alpa_torch.graph import json_numbers
 from alpa_torch.graph.experts import experts_as_ops
 
 __all__ = ["GRAPH_FORMAT", "GRAPH_VERSION", "LayerSummary", "CapturedGraph", "layer_of", "load",
@@ -176,7 +177,7 @@ def capture(module: torch.nn.Module, example_args: Any = (),
         exported = _export(module, args, {**kwargs, **added})
     functionalize_safe_inplace(exported.graph)
     doc = _GraphConverter(exported, module, name or type(module).__name__).convert()
-    graph = _C.Graph.from_json(json.dumps(doc, allow_nan=True), annotate_flops=True)
+    graph = _C.Graph.from_json(json_numbers.dumps(doc), annotate_flops=True)
     captured = CapturedGraph(graph, exported)
     captured.added_kwargs = added
     captured.experts = experts
@@ -506,8 +507,10 @@ class _GraphConverter:
             if all(isinstance(v, (bool, int)) for v in value):
                 return [int(v) for v in value]
             if all(isinstance(v, (bool, int, float)) for v in value):
-                return {"floats": [float(v) for v in value]}
+                return {"floats": [json_numbers.number_json(float(v)) for v in value]}
             return str(list(value))
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"float": json_numbers.number_json(value)}  # a bare "NaN" is a string
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
         if isinstance(value, torch.dtype):

@@ -12,11 +12,11 @@ A problem is a dict (the JSON form of ``csrc/intra_op/ilp_problem.h``):
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Dict, List, Sequence
 
 from alpa_torch import _C
+from alpa_torch.graph import json_numbers
 
 __all__ = ["solve", "evaluate", "brute_force"]
 
@@ -25,7 +25,7 @@ _INT64 = (-2**63, 2**63 - 1)
 
 
 def _plain(value: Any) -> Any:
-    """numpy arrays and scalars as lists and numbers (for json.dumps)."""
+    """numpy arrays and scalars as lists and numbers (for json_numbers.dumps)."""
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not a number or a list")
@@ -51,7 +51,7 @@ def _dump(problem: Dict[str, Any]) -> str:
                          f"node_memory, liveness, memory_budget); got {type(problem).__name__}")
     try:
         _check_ints(problem, "")
-        return json.dumps(problem, allow_nan=True, default=_plain)
+        return json_numbers.dumps(problem, default=_plain)  # math.inf as "Infinity"
     except (TypeError, RecursionError) as e:
         raise ValueError(f"an ILP problem holds only lists, ints and floats (math.inf = "
                          f"forbidden): {e}") from None

@@ -1,294 +1,220 @@
-// This file implements JSON parsing and printing for core::Json.
+// This file implements parse_json and dump_json on nlohmann::ordered_json:
+// Status errors with positions, non-finite doubles as strings, and the
+// bare NaN/Infinity tokens of older files.
 #include "core/json.h"
 
 #include <cmath>
-#include <cstdlib>
+#include <limits>
 
 #include <fmt/format.h>
-
-#include "core/check.h"
 
 namespace alpa::core {
 namespace {
 
-class Parser {
- public:
-  explicit Parser(std::string_view text) : text_(text) {}
+// Deeper documents are refused: printing one recurses once per level.
+constexpr int kMaxDepth = 512;
 
-  StatusOr<Json> parse_document() {
-    Json value;
-    ALPA_RETURN_IF_ERROR(parse_value(value, 0));
-    skip_ws();
-    if (pos_ != text_.size()) return error("trailing characters after JSON");
-    return value;
+constexpr std::string_view kNaN = "NaN";
+constexpr std::string_view kInfinity = "Infinity";
+constexpr std::string_view kMinusInfinity = "-Infinity";
+
+std::optional<double> nonfinite_from(std::string_view s) {
+  if (s == kNaN) return std::numeric_limits<double>::quiet_NaN();
+  if (s == kInfinity) return std::numeric_limits<double>::infinity();
+  if (s == kMinusInfinity) return -std::numeric_limits<double>::infinity();
+  return std::nullopt;
+}
+
+Status malformed(std::string_view text, size_t pos, std::string_view what) {
+  auto [line, col] = line_and_column(text, pos);
+  return parse_error(fmt::format("malformed JSON at line {}, column {}: {}", line, col, what));
+}
+
+// Files written before non-finite numbers became strings (by alpa_torch's
+// old writer, and by Python's json.dumps with allow_nan=True) hold the bare
+// tokens NaN, Infinity and -Infinity, which are not JSON. They are rewritten
+// as marker strings (NUL, then the token: nothing alpa_torch writes), the
+// text is parsed, and the markers become doubles again.
+class LegacyTokens {
+ public:
+  /// Scans `text` outside strings: bounds the nesting depth and rewrites
+  /// each bare token. text() is then what to parse.
+  Status scan(std::string_view text) {
+    original_ = text;
+    int depth = 0;
+    size_t copied = 0;  // original_[0, copied) is already in rewritten_
+    for (size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if (c == '"') {
+        for (++i; i < text.size() && text[i] != '"'; ++i) {
+          if (text[i] == '\\') ++i;
+        }
+      } else if (c == '[' || c == '{') {
+        if (++depth > kMaxDepth) {
+          return malformed(text, i, fmt::format("arrays and objects nested deeper than {} levels",
+                                                kMaxDepth));
+        }
+      } else if (c == ']' || c == '}') {
+        --depth;
+      } else if (c == 'N' || c == 'I' || c == '-') {
+        for (std::string_view token : {kMinusInfinity, kInfinity, kNaN}) {
+          if (text.substr(i, token.size()) != token) continue;
+          rewritten_.append(text.substr(copied, i - copied));
+          Marker m{rewritten_.size(), 0, i, i + token.size()};
+          rewritten_.append("\"\\u0000").append(token).append("\"");
+          m.new_end = rewritten_.size();
+          markers_.push_back(m);
+          copied = m.old_end;
+          i = m.old_end - 1;
+          break;
+        }
+      }
+    }
+    if (!markers_.empty()) rewritten_.append(text.substr(copied));
+    return ok_status();
+  }
+
+  std::string_view text() const { return markers_.empty() ? original_ : rewritten_; }
+  bool rewrote() const { return !markers_.empty(); }
+
+  /// Where position `pos` of text() is in the original text.
+  size_t original_position(size_t pos) const {
+    size_t old = pos;
+    for (const Marker& m : markers_) {
+      if (pos < m.new_begin) break;
+      old = pos < m.new_end ? m.old_begin : m.old_end + (pos - m.new_end);
+    }
+    return old;
+  }
+
+  /// Turns the marker strings in `json` back into doubles.
+  static void restore(Json& json) {
+    if (json.is_string()) {
+      const auto& s = json.get_ref<const std::string&>();
+      if (!s.empty() && s[0] == '\0') {
+        if (auto v = nonfinite_from(std::string_view(s).substr(1))) json = *v;
+      }
+    } else if (json.is_structured()) {
+      for (Json& item : json) restore(item);
+    }
   }
 
  private:
-  static constexpr int kMaxDepth = 512;
-
-  Status error(const std::string& what) const {
-    auto [line, col] = core::line_and_column(text_, pos_);
-    return parse_error(fmt::format("malformed JSON at line {}, column {}: {}",
-                                   line, col, what));
-  }
-
-  void skip_ws() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\t' ||
-            text_[pos_] == '\r')) {
-      ++pos_;
-    }
-  }
-
-  bool consume(std::string_view word) {
-    if (text_.substr(pos_, word.size()) == word) {
-      pos_ += word.size();
-      return true;
-    }
-    return false;
-  }
-
-  Status parse_value(Json& out, int depth) {
-    if (depth > kMaxDepth) return error("nesting too deep");
-    skip_ws();
-    if (pos_ >= text_.size()) return error("unexpected end of input (truncated file?)");
-    char c = text_[pos_];
-    if (c == '{') return parse_object(out, depth);
-    if (c == '[') return parse_array(out, depth);
-    if (c == '"') {
-      std::string s;
-      ALPA_RETURN_IF_ERROR(parse_string(s));
-      out = Json(std::move(s));
-      return ok_status();
-    }
-    if (consume("true")) {
-      out = Json(true);
-      return ok_status();
-    }
-    if (consume("false")) {
-      out = Json(false);
-      return ok_status();
-    }
-    if (consume("null")) {
-      out = Json(nullptr);
-      return ok_status();
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) return parse_number(out);
-    if (consume("NaN")) {
-      out = Json(std::nan(""));
-      return ok_status();
-    }
-    if (consume("Infinity")) {
-      out = Json(HUGE_VAL);
-      return ok_status();
-    }
-    return error(fmt::format("unexpected character '{}'", c));
-  }
-
-  Status parse_number(Json& out) {
-    size_t start = pos_;
-    if (consume("-Infinity")) {
-      out = Json(-HUGE_VAL);
-      return ok_status();
-    }
-    bool is_double = false;
-    if (text_[pos_] == '-') ++pos_;
-    while (pos_ < text_.size()) {
-      char c = text_[pos_];
-      if (c >= '0' && c <= '9') {
-        ++pos_;
-      } else if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
-        is_double = true;
-        ++pos_;
-      } else {
-        break;
-      }
-    }
-    std::string token(text_.substr(start, pos_ - start));
-    char* end = nullptr;
-    if (!is_double) {
-      errno = 0;
-      long long v = std::strtoll(token.c_str(), &end, 10);
-      if (errno == 0 && end == token.c_str() + token.size()) {
-        out = Json(static_cast<int64_t>(v));
-        return ok_status();
-      }
-    }
-    double d = std::strtod(token.c_str(), &end);
-    if (token.empty() || end != token.c_str() + token.size()) {
-      pos_ = start;
-      return error(fmt::format("bad number '{}'", token));
-    }
-    out = Json(d);
-    return ok_status();
-  }
-
-  Status parse_hex4(unsigned& code) {
-    if (pos_ + 4 > text_.size()) return error("truncated \\u escape");
-    code = 0;
-    for (int i = 0; i < 4; ++i) {
-      char h = text_[pos_++];
-      code <<= 4;
-      if (h >= '0' && h <= '9') code |= h - '0';
-      else if (h >= 'a' && h <= 'f') code |= h - 'a' + 10;
-      else if (h >= 'A' && h <= 'F') code |= h - 'A' + 10;
-      else return error("bad \\u escape");
-    }
-    return ok_status();
-  }
-
-  static void append_utf8(std::string& s, unsigned cp) {
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      s += static_cast<char>(0xE0 | (cp >> 12));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      s += static_cast<char>(0xF0 | (cp >> 18));
-      s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
-  Status parse_string(std::string& out) {
-    ++pos_;  // opening quote
-    while (true) {
-      if (pos_ >= text_.size()) return error("unterminated string (truncated file?)");
-      char c = text_[pos_++];
-      if (c == '"') return ok_status();
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (pos_ >= text_.size()) return error("unterminated escape");
-      char e = text_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          unsigned cp = 0;
-          ALPA_RETURN_IF_ERROR(parse_hex4(cp));
-          // A UTF-16 surrogate is only a character as a high-low pair; a
-          // lone half has no UTF-8 form, so the file is refused here rather
-          // than turned into bytes that are not UTF-8.
-          if (cp >= 0xDC00 && cp < 0xE000) {
-            return error(fmt::format("\\u{:04x} is a lone low surrogate (not a character)", cp));
-          }
-          if (cp >= 0xD800 && cp < 0xDC00) {
-            unsigned lo = 0;
-            if (!consume("\\u") || !parse_hex4(lo).ok() || lo < 0xDC00 || lo >= 0xE000) {
-              return error(fmt::format(
-                  "\\u{:04x} is a high surrogate not followed by a low one (not a character)", cp));
-            }
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: return error(fmt::format("bad escape '\\{}'", e));
-      }
-    }
-  }
-
-  Status parse_array(Json& out, int depth) {
-    ++pos_;
-    Json::Array items;
-    skip_ws();
-    if (consume("]")) {
-      out = Json(std::move(items));
-      return ok_status();
-    }
-    while (true) {
-      Json item;
-      ALPA_RETURN_IF_ERROR(parse_value(item, depth + 1));
-      items.push_back(std::move(item));
-      skip_ws();
-      if (consume(",")) continue;
-      if (consume("]")) break;
-      return error(pos_ >= text_.size() ? "unexpected end of input in array (truncated file?)"
-                                        : "expected ',' or ']' in array");
-    }
-    out = Json(std::move(items));
-    return ok_status();
-  }
-
-  Status parse_object(Json& out, int depth) {
-    ++pos_;
-    Json::Object members;
-    skip_ws();
-    if (consume("}")) {
-      out = Json(std::move(members));
-      return ok_status();
-    }
-    while (true) {
-      skip_ws();
-      if (pos_ >= text_.size()) return error("unexpected end of input in object (truncated file?)");
-      if (text_[pos_] != '"') return error("expected a quoted key");
-      std::string key;
-      ALPA_RETURN_IF_ERROR(parse_string(key));
-      skip_ws();
-      if (!consume(":")) return error("expected ':' after key");
-      Json value;
-      ALPA_RETURN_IF_ERROR(parse_value(value, depth + 1));
-      members.emplace_back(std::move(key), std::move(value));
-      skip_ws();
-      if (consume(",")) continue;
-      if (consume("}")) break;
-      return error(pos_ >= text_.size() ? "unexpected end of input in object (truncated file?)"
-                                        : "expected ',' or '}' in object");
-    }
-    out = Json(std::move(members));
-    return ok_status();
-  }
-
-  std::string_view text_;
-  size_t pos_ = 0;
+  struct Marker {
+    size_t new_begin, new_end;  // in rewritten_
+    size_t old_begin, old_end;  // in original_
+  };
+  std::string_view original_;
+  std::string rewritten_;
+  std::vector<Marker> markers_;
 };
 
-void dump_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
+// nlohmann's what() is "[json.exception.parse_error.101] parse error at line
+// L, column C: <detail>"; the position is recomputed in the original text.
+std::string parse_error_detail(const std::string& what) {
+  size_t column = what.find("column ");
+  size_t colon = column == std::string::npos ? std::string::npos : what.find(": ", column);
+  std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
+  if (detail.find("unexpected end of input") != std::string::npos) detail += " (truncated file?)";
+  return detail;
+}
+
+bool has_nonfinite(const Json& json) {
+  if (json.is_number_float()) return !std::isfinite(json.get<double>());
+  if (json.is_structured()) {
+    for (const Json& item : json) {
+      if (has_nonfinite(item)) return true;
     }
   }
-  out += '"';
+  return false;
+}
+
+void nonfinite_to_strings(Json& json) {
+  if (json.is_number_float()) {
+    double v = json.get<double>();
+    if (std::isnan(v)) json = std::string(kNaN);
+    else if (std::isinf(v)) json = std::string(v > 0 ? kInfinity : kMinusInfinity);
+  } else if (json.is_structured()) {
+    for (Json& item : json) nonfinite_to_strings(item);
+  }
 }
 
 }  // namespace
 
-const char* json_kind_name(Json::Kind kind) {
-  switch (kind) {
-    case Json::Kind::kNull: return "null";
-    case Json::Kind::kBool: return "bool";
-    case Json::Kind::kInt: return "integer";
-    case Json::Kind::kDouble: return "number";
-    case Json::Kind::kString: return "string";
-    case Json::Kind::kArray: return "array";
-    case Json::Kind::kObject: return "object";
+StatusOr<Json> parse_json(std::string_view text) {
+  LegacyTokens legacy;
+  ALPA_RETURN_IF_ERROR(legacy.scan(text));
+  const std::string_view input = legacy.text();
+  try {
+    Json json = Json::parse(input.begin(), input.end());
+    if (legacy.rewrote()) LegacyTokens::restore(json);
+    return json;
+  } catch (const Json::parse_error& e) {
+    size_t pos = e.byte > 0 ? e.byte - 1 : 0;
+    return malformed(text, legacy.original_position(pos), parse_error_detail(e.what()));
+  } catch (const Json::exception& e) {
+    // out_of_range.406 "number overflow parsing '1e400'": find the number.
+    std::string what = e.what();
+    size_t open = what.find('\'');
+    size_t close = open == std::string::npos ? open : what.find('\'', open + 1);
+    size_t pos = close == std::string::npos
+                     ? 0
+                     : text.find(std::string_view(what).substr(open + 1, close - open - 1));
+    return malformed(text, pos == std::string_view::npos ? 0 : pos,
+                     what.substr(what.find(']') + 2) + " (beyond a double's range)");
+  }
+}
+
+std::string dump_json(const Json& json, int indent) {
+  const Json* out = &json;
+  Json copy;
+  if (has_nonfinite(json)) {
+    copy = json;
+    nonfinite_to_strings(copy);
+    out = &copy;
+  }
+  try {
+    return out->dump(indent);
+  } catch (const Json::type_error& e) {
+    throw StatusError(invalid_argument(fmt::format(
+        "cannot write JSON: {}; JSON text is UTF-8, so name graphs, nodes, modules and "
+        "parameters with UTF-8 strings", e.what())));
+  }
+}
+
+const char* json_kind_name(const Json& value) {
+  using Type = Json::value_t;
+  switch (value.type()) {
+    case Type::null: return "null";
+    case Type::boolean: return "bool";
+    case Type::number_integer: return "integer";
+    case Type::number_unsigned: return json_is_int(value) ? "integer" : "number";
+    case Type::number_float: return "number";
+    case Type::string: return "string";
+    case Type::array: return "array";
+    case Type::object: return "object";
+    case Type::binary: return "binary";
+    case Type::discarded: return "discarded";
   }
   return "?";
+}
+
+bool json_is_int(const Json& value) {
+  if (value.is_number_integer() && !value.is_number_unsigned()) return true;
+  return value.is_number_unsigned() &&
+         value.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+}
+
+std::optional<double> json_number(const Json& value) {
+  if (value.is_number()) return value.get<double>();
+  if (value.is_string()) return nonfinite_from(value.get_ref<const std::string&>());
+  return std::nullopt;
+}
+
+const Json* json_find(const Json& obj, std::string_view key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
 }
 
 std::pair<int, int> line_and_column(std::string_view text, size_t pos) {
@@ -305,198 +231,78 @@ std::pair<int, int> line_and_column(std::string_view text, size_t pos) {
 }
 
 std::string format_double(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  if (std::isnan(v)) return std::string(kNaN);
+  if (std::isinf(v)) return std::string(v > 0 ? kInfinity : kMinusInfinity);
   std::string s = fmt::format("{}", v);
   // Keep a marker that this is a double so it reads back as one.
   if (s.find_first_of(".eE") == std::string::npos) s += ".0";
   return s;
 }
 
-bool Json::as_bool() const {
-  ALPA_CHECK(is_bool(), "JSON value is {}, not bool", json_kind_name(kind()));
-  return std::get<bool>(value_);
-}
-int64_t Json::as_int() const {
-  ALPA_CHECK(is_int(), "JSON value is {}, not integer", json_kind_name(kind()));
-  return std::get<int64_t>(value_);
-}
-double Json::as_double() const {
-  if (is_int()) return static_cast<double>(std::get<int64_t>(value_));
-  ALPA_CHECK(kind() == Kind::kDouble, "JSON value is {}, not number",
-             json_kind_name(kind()));
-  return std::get<double>(value_);
-}
-const std::string& Json::as_string() const {
-  ALPA_CHECK(is_string(), "JSON value is {}, not string", json_kind_name(kind()));
-  return std::get<std::string>(value_);
-}
-const Json::Array& Json::as_array() const {
-  ALPA_CHECK(is_array(), "JSON value is {}, not array", json_kind_name(kind()));
-  return std::get<Array>(value_);
-}
-Json::Array& Json::as_array() {
-  ALPA_CHECK(is_array(), "JSON value is {}, not array", json_kind_name(kind()));
-  return std::get<Array>(value_);
-}
-const Json::Object& Json::as_object() const {
-  ALPA_CHECK(is_object(), "JSON value is {}, not object", json_kind_name(kind()));
-  return std::get<Object>(value_);
-}
-Json::Object& Json::as_object() {
-  ALPA_CHECK(is_object(), "JSON value is {}, not object", json_kind_name(kind()));
-  return std::get<Object>(value_);
-}
-
-const Json* Json::find(std::string_view key) const {
-  if (!is_object()) return nullptr;
-  for (const auto& [k, v] : std::get<Object>(value_)) {
-    if (k == key) return &v;
-  }
-  return nullptr;
-}
-
-Json& Json::set(std::string key, Json value) {
-  auto& obj = as_object();
-  for (auto& [k, v] : obj) {
-    if (k == key) {
-      v = std::move(value);
-      return *this;
-    }
-  }
-  obj.emplace_back(std::move(key), std::move(value));
-  return *this;
-}
-
-Json& Json::push(Json value) {
-  as_array().push_back(std::move(value));
-  return *this;
-}
-
-std::string Json::dump(int indent) const {
-  std::string out;
-  dump_to(out, indent, 0);
-  return out;
-}
-
-void Json::dump_to(std::string& out, int indent, int depth) const {
-  auto newline = [&](int d) {
-    if (indent < 0) return;
-    out += '\n';
-    out.append(static_cast<size_t>(indent * d), ' ');
-  };
-  switch (kind()) {
-    case Kind::kNull: out += "null"; break;
-    case Kind::kBool: out += std::get<bool>(value_) ? "true" : "false"; break;
-    case Kind::kInt: out += fmt::format("{}", std::get<int64_t>(value_)); break;
-    case Kind::kDouble: out += format_double(std::get<double>(value_)); break;
-    case Kind::kString: dump_string(out, std::get<std::string>(value_)); break;
-    case Kind::kArray: {
-      const auto& a = std::get<Array>(value_);
-      // Arrays of scalars stay on one line even when pretty-printing.
-      bool flat = true;
-      for (const auto& v : a) flat = flat && !v.is_array() && !v.is_object();
-      out += '[';
-      for (size_t i = 0; i < a.size(); ++i) {
-        if (i) out += flat && indent >= 0 ? ", " : ",";
-        if (!flat) newline(depth + 1);
-        a[i].dump_to(out, indent, depth + 1);
-      }
-      if (!flat && !a.empty()) newline(depth);
-      out += ']';
-      break;
-    }
-    case Kind::kObject: {
-      const auto& o = std::get<Object>(value_);
-      out += '{';
-      for (size_t i = 0; i < o.size(); ++i) {
-        if (i) out += ',';
-        newline(depth + 1);
-        dump_string(out, o[i].first);
-        out += indent >= 0 ? ": " : ":";
-        o[i].second.dump_to(out, indent, depth + 1);
-      }
-      if (!o.empty()) newline(depth);
-      out += '}';
-      break;
-    }
-  }
-}
-
-StatusOr<Json> Json::parse(std::string_view text) {
-  return Parser(text).parse_document();
-}
-
 StatusOr<const Json*> json_member(const Json& obj, std::string_view key,
                                   std::string_view where) {
   if (!obj.is_object()) {
-    return parse_error(fmt::format("{}: expected an object, got {}", where,
-                                   json_kind_name(obj.kind())));
+    return parse_error(fmt::format("{}: expected an object, got {}", where, json_kind_name(obj)));
   }
-  const Json* v = obj.find(key);
-  if (v == nullptr) {
-    return parse_error(fmt::format("{}: missing field \"{}\"", where, key));
-  }
+  const Json* v = json_find(obj, key);
+  if (v == nullptr) return parse_error(fmt::format("{}: missing field \"{}\"", where, key));
   return v;
 }
 
 namespace {
-Status kind_error(std::string_view where, std::string_view key,
-                  const char* expected, const Json& got) {
-  return parse_error(fmt::format("{}: field \"{}\" must be {}, got {}", where,
-                                 key, expected, json_kind_name(got.kind())));
+Status kind_error(std::string_view where, std::string_view key, const char* expected,
+                  const Json& got) {
+  return parse_error(fmt::format("{}: field \"{}\" must be {}, got {}", where, key, expected,
+                                 json_kind_name(got)));
 }
 }  // namespace
 
-StatusOr<int64_t> json_get_int(const Json& obj, std::string_view key,
-                               std::string_view where) {
+StatusOr<int64_t> json_get_int(const Json& obj, std::string_view key, std::string_view where) {
   ALPA_ASSIGN_OR_RETURN(const Json* v, json_member(obj, key, where));
-  if (!v->is_int()) return kind_error(where, key, "an integer", *v);
-  return v->as_int();
+  if (!json_is_int(*v)) return kind_error(where, key, "an integer", *v);
+  return v->get<int64_t>();
 }
 
-StatusOr<double> json_get_double(const Json& obj, std::string_view key,
-                                 std::string_view where) {
+StatusOr<double> json_get_double(const Json& obj, std::string_view key, std::string_view where) {
   ALPA_ASSIGN_OR_RETURN(const Json* v, json_member(obj, key, where));
-  if (!v->is_number()) return kind_error(where, key, "a number", *v);
-  return v->as_double();
+  std::optional<double> number = json_number(*v);
+  if (!number) return kind_error(where, key, "a number", *v);
+  return *number;
 }
 
 StatusOr<std::string> json_get_string(const Json& obj, std::string_view key,
                                       std::string_view where) {
   ALPA_ASSIGN_OR_RETURN(const Json* v, json_member(obj, key, where));
   if (!v->is_string()) return kind_error(where, key, "a string", *v);
-  return v->as_string();
+  return v->get<std::string>();
 }
 
-StatusOr<bool> json_get_bool(const Json& obj, std::string_view key,
-                             std::string_view where) {
+StatusOr<bool> json_get_bool(const Json& obj, std::string_view key, std::string_view where) {
   ALPA_ASSIGN_OR_RETURN(const Json* v, json_member(obj, key, where));
-  if (!v->is_bool()) return kind_error(where, key, "a bool", *v);
-  return v->as_bool();
+  if (!v->is_boolean()) return kind_error(where, key, "a bool", *v);
+  return v->get<bool>();
 }
 
-StatusOr<const Json::Array*> json_get_array(const Json& obj,
-                                            std::string_view key,
-                                            std::string_view where) {
+StatusOr<const Json*> json_get_array(const Json& obj, std::string_view key,
+                                     std::string_view where) {
   ALPA_ASSIGN_OR_RETURN(const Json* v, json_member(obj, key, where));
   if (!v->is_array()) return kind_error(where, key, "an array", *v);
-  return &v->as_array();
+  return v;
 }
 
-StatusOr<std::vector<int64_t>> json_int_list(const Json& value,
-                                             std::string_view where) {
+StatusOr<std::vector<int64_t>> json_int_list(const Json& value, std::string_view where) {
   if (!value.is_array()) {
-    return parse_error(fmt::format("{}: expected a list of integers, got {}",
-                                   where, json_kind_name(value.kind())));
+    return parse_error(fmt::format("{}: expected a list of integers, got {}", where,
+                                   json_kind_name(value)));
   }
   std::vector<int64_t> out;
-  for (const auto& item : value.as_array()) {
-    if (!item.is_int()) {
-      return parse_error(fmt::format("{}: expected a list of integers, found {}",
-                                     where, json_kind_name(item.kind())));
+  out.reserve(value.size());
+  for (const Json& item : value) {
+    if (!json_is_int(item)) {
+      return parse_error(fmt::format("{}: expected a list of integers, found {}", where,
+                                     json_kind_name(item)));
     }
-    out.push_back(item.as_int());
+    out.push_back(item.get<int64_t>());
   }
   return out;
 }

@@ -1,108 +1,77 @@
-// This file implements a small JSON value with an exact round trip: objects
-// keep key order, integers stay int64, doubles print as the shortest text
-// that reads back bit-identical. Graphs and plans serialize through it.
+// This file adapts nlohmann::ordered_json, the JSON value graphs, plans,
+// clusters and ILP problems serialize through, to alpa_torch's contracts:
+// parsing returns a Status naming line and column; writing keeps key order
+// and prints doubles as text that reads back bit-identical; non-finite
+// doubles are written as the strings "NaN", "Infinity" and "-Infinity"
+// (JSON has no token for them; docs/architecture.md "Non-finite numbers"),
+// and checked reads name the field path in their errors.
 #pragma once
 
 #include <cstdint>
-#include <map>
-#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 
 namespace alpa::core {
 
-class Json {
- public:
-  using Array = std::vector<Json>;
-  using Object = std::vector<std::pair<std::string, Json>>;  // ordered
+/// A JSON value; objects keep insertion order (so a document written, read
+/// and written again gives the same bytes), integers stay 64-bit.
+using Json = nlohmann::ordered_json;
 
-  enum class Kind { kNull, kBool, kInt, kDouble, kString, kArray, kObject };
+/// Parses `text`. Errors are kParseError "malformed JSON at line L, column
+/// C: ..." ("(truncated file?)" when the text ends early). Also reads the
+/// bare tokens NaN, Infinity and -Infinity that files written before
+/// non-finite numbers became strings hold (they read as doubles).
+StatusOr<Json> parse_json(std::string_view text);
 
-  Json() = default;
-  Json(std::nullptr_t) {}                                  // NOLINT
-  Json(bool b) : value_(b) {}                              // NOLINT
-  Json(int v) : value_(static_cast<int64_t>(v)) {}         // NOLINT
-  Json(int64_t v) : value_(v) {}                           // NOLINT
-  Json(double v) : value_(v) {}                            // NOLINT
-  Json(const char* s) : value_(std::string(s)) {}          // NOLINT
-  Json(std::string s) : value_(std::move(s)) {}            // NOLINT
-  Json(Array a) : value_(std::move(a)) {}                  // NOLINT
-  Json(Object o) : value_(std::move(o)) {}                 // NOLINT
+/// Compact text (indent < 0) or pretty text with `indent` spaces; doubles
+/// that are NaN or infinite become the strings "NaN", "Infinity",
+/// "-Infinity". Throws StatusError (kInvalidArgument) when a string is not
+/// UTF-8. Use this, never Json::dump (which writes NaN as null).
+std::string dump_json(const Json& json, int indent = -1);
 
-  static Json array() { return Json(Array{}); }
-  static Json object() { return Json(Object{}); }
+/// "null", "bool", "integer", "number", "string", "array" or "object".
+const char* json_kind_name(const Json& value);
 
-  Kind kind() const { return static_cast<Kind>(value_.index()); }
-  bool is_null() const { return kind() == Kind::kNull; }
-  bool is_bool() const { return kind() == Kind::kBool; }
-  bool is_int() const { return kind() == Kind::kInt; }
-  bool is_number() const { return is_int() || kind() == Kind::kDouble; }
-  bool is_string() const { return kind() == Kind::kString; }
-  bool is_array() const { return kind() == Kind::kArray; }
-  bool is_object() const { return kind() == Kind::kObject; }
+/// An integer that fits int64 (JSON text without '.', 'e' or 'E').
+bool json_is_int(const Json& value);
 
-  // Accessors throw InternalError on a kind mismatch; use the get_* helpers
-  // below to read user-provided JSON with a Status instead.
-  bool as_bool() const;
-  int64_t as_int() const;
-  double as_double() const;  // ints convert
-  const std::string& as_string() const;
-  const Array& as_array() const;
-  Array& as_array();
-  const Object& as_object() const;
-  Object& as_object();
+/// The number `value` holds: any JSON number, or one of the strings "NaN",
+/// "Infinity", "-Infinity"; nullopt for anything else.
+std::optional<double> json_number(const Json& value);
 
-  /// Object member lookup; nullptr when absent (or not an object).
-  const Json* find(std::string_view key) const;
-  /// Appends (or replaces) an object member.
-  Json& set(std::string key, Json value);
-  /// Appends to an array.
-  Json& push(Json value);
-
-  /// Compact text (indent < 0) or pretty text with `indent` spaces.
-  std::string dump(int indent = -1) const;
-  static StatusOr<Json> parse(std::string_view text);
-
-  friend bool operator==(const Json& a, const Json& b) {
-    return a.value_ == b.value_;
-  }
-  friend bool operator!=(const Json& a, const Json& b) { return !(a == b); }
-
- private:
-  void dump_to(std::string& out, int indent, int depth) const;
-  std::variant<std::nullptr_t, bool, int64_t, double, std::string, Array,
-               Object>
-      value_;
-};
-
-const char* json_kind_name(Json::Kind kind);
+/// Object member lookup; nullptr when absent (or `obj` is not an object).
+const Json* json_find(const Json& obj, std::string_view key);
 
 // Checked reads of user-provided JSON: each error names the field path.
 StatusOr<const Json*> json_member(const Json& obj, std::string_view key,
                                   std::string_view where);
 StatusOr<int64_t> json_get_int(const Json& obj, std::string_view key,
                                std::string_view where);
+/// A number (json_number: non-finite ones as strings).
 StatusOr<double> json_get_double(const Json& obj, std::string_view key,
                                  std::string_view where);
 StatusOr<std::string> json_get_string(const Json& obj, std::string_view key,
                                       std::string_view where);
 StatusOr<bool> json_get_bool(const Json& obj, std::string_view key,
                              std::string_view where);
-StatusOr<const Json::Array*> json_get_array(const Json& obj,
-                                            std::string_view key,
-                                            std::string_view where);
+/// The member, which is an array.
+StatusOr<const Json*> json_get_array(const Json& obj, std::string_view key,
+                                     std::string_view where);
 StatusOr<std::vector<int64_t>> json_int_list(const Json& value,
                                              std::string_view where);
 
 /// 1-based line and column of byte offset `pos` in `text`, for parse errors.
 std::pair<int, int> line_and_column(std::string_view text, size_t pos);
 
-/// Shortest decimal text for `v` that parses back to the same double.
+/// Shortest decimal text for `v` that parses back to the same double, for
+/// the text forms ("2.0", "0.1", "NaN", "-Infinity").
 std::string format_double(double v);
 
 }  // namespace alpa::core

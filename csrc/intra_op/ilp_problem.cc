@@ -3,6 +3,7 @@
 #include "intra_op/ilp_problem.h"
 
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -144,37 +145,27 @@ Status validate_memory(const IlpProblem& p) {
   return core::ok_status();
 }
 
-Json matrix_to_json(const std::vector<std::vector<double>>& matrix) {
-  Json out = Json::array();
-  for (const auto& row : matrix) {
-    Json json_row = Json::array();
-    for (double v : row) json_row.push(Json(v));
-    out.push(std::move(json_row));
-  }
-  return out;
-}
-
 StatusOr<std::vector<std::vector<double>>> matrix_from_json(
     const Json& json, const std::string& where) {
   if (!json.is_array()) {
     return core::parse_error(fmt::format("{} must be an array of arrays, got {}",
-                                         where, core::json_kind_name(json.kind())));
+                                         where, core::json_kind_name(json)));
   }
   std::vector<std::vector<double>> out;
-  for (size_t i = 0; i < json.as_array().size(); ++i) {
-    const Json& row = json.as_array()[i];
+  for (size_t i = 0; i < json.size(); ++i) {
+    const Json& row = json[i];
     if (!row.is_array()) {
       return core::parse_error(fmt::format("{}[{}] must be an array, got {}",
-                                           where, i, core::json_kind_name(row.kind())));
+                                           where, i, core::json_kind_name(row)));
     }
     std::vector<double> values;
-    for (size_t k = 0; k < row.as_array().size(); ++k) {
-      const Json& v = row.as_array()[k];
-      if (!v.is_number()) {
+    for (size_t k = 0; k < row.size(); ++k) {
+      std::optional<double> v = core::json_number(row[k]);  // inf: "Infinity"
+      if (!v) {
         return core::parse_error(fmt::format("{}[{}][{}] must be a number, got {}",
-                                             where, i, k, core::json_kind_name(v.kind())));
+                                             where, i, k, core::json_kind_name(row[k])));
       }
-      values.push_back(v.as_double());
+      values.push_back(*v);
     }
     out.push_back(std::move(values));
   }
@@ -185,7 +176,7 @@ StatusOr<IlpProblem::Edge> edge_from_json(const Json& json, size_t e) {
   std::string where = fmt::format("edges[{}]", e);
   if (!json.is_object()) {
     return core::parse_error(fmt::format("{} must be an object, got {}", where,
-                                         core::json_kind_name(json.kind())));
+                                         core::json_kind_name(json)));
   }
   IlpProblem::Edge edge;
   ALPA_ASSIGN_OR_RETURN(edge.src, core::json_get_int(json, "src", where));
@@ -213,25 +204,19 @@ core::Status IlpProblem::validate() const {
 
 core::Json IlpProblem::to_json() const {
   Json out = Json::object();
-  out.set("node_costs", matrix_to_json(node_costs));
+  out["node_costs"] = node_costs;
   Json json_edges = Json::array();
   for (const Edge& edge : edges) {
     Json json_edge = Json::object();
-    json_edge.set("src", Json(edge.src));
-    json_edge.set("dst", Json(edge.dst));
-    json_edge.set("costs", matrix_to_json(edge.costs));
-    json_edges.push(std::move(json_edge));
+    json_edge["src"] = edge.src;
+    json_edge["dst"] = edge.dst;
+    json_edge["costs"] = edge.costs;
+    json_edges.push_back(std::move(json_edge));
   }
-  out.set("edges", std::move(json_edges));
-  out.set("node_memory", matrix_to_json(node_memory));
-  Json json_liveness = Json::array();
-  for (const auto& live : liveness) {
-    Json row = Json::array();
-    for (NodeIdx node : live) row.push(Json(node));
-    json_liveness.push(std::move(row));
-  }
-  out.set("liveness", std::move(json_liveness));
-  out.set("memory_budget", Json(memory_budget));
+  out["edges"] = std::move(json_edges);
+  out["node_memory"] = node_memory;
+  out["liveness"] = liveness;
+  out["memory_budget"] = memory_budget;
   return out;
 }
 
@@ -239,9 +224,9 @@ core::StatusOr<IlpProblem> IlpProblem::from_json(const core::Json& json) {
   constexpr std::string_view kWhere = "IlpProblem";
   if (!json.is_object()) {
     return core::parse_error(fmt::format("IlpProblem must be a JSON object, got {}",
-                                         core::json_kind_name(json.kind())));
+                                         core::json_kind_name(json)));
   }
-  for (const auto& [key, value] : json.as_object()) {
+  for (const auto& [key, value] : json.get_ref<const Json::object_t&>()) {
     if (key != "node_costs" && key != "edges" && key != "node_memory" && key != "liveness" &&
         key != "memory_budget") {
       return core::parse_error(fmt::format(
@@ -252,42 +237,42 @@ core::StatusOr<IlpProblem> IlpProblem::from_json(const core::Json& json) {
   IlpProblem p;
   ALPA_ASSIGN_OR_RETURN(const Json* costs, core::json_member(json, "node_costs", kWhere));
   ALPA_ASSIGN_OR_RETURN(p.node_costs, matrix_from_json(*costs, "node_costs"));
-  if (const Json* edges = json.find("edges")) {
+  if (const Json* edges = core::json_find(json, "edges")) {
     if (!edges->is_array()) {
       return core::parse_error(fmt::format("edges must be an array, got {}",
-                                           core::json_kind_name(edges->kind())));
+                                           core::json_kind_name(*edges)));
     }
-    for (size_t e = 0; e < edges->as_array().size(); ++e) {
-      ALPA_ASSIGN_OR_RETURN(Edge edge, edge_from_json(edges->as_array()[e], e));
+    for (size_t e = 0; e < edges->size(); ++e) {
+      ALPA_ASSIGN_OR_RETURN(Edge edge, edge_from_json((*edges)[e], e));
       p.edges.push_back(std::move(edge));
     }
   }
-  if (const Json* memory = json.find("node_memory")) {
+  if (const Json* memory = core::json_find(json, "node_memory")) {
     ALPA_ASSIGN_OR_RETURN(p.node_memory, matrix_from_json(*memory, "node_memory"));
   }
-  if (const Json* liveness = json.find("liveness")) {
+  if (const Json* liveness = core::json_find(json, "liveness")) {
     if (!liveness->is_array()) {
       return core::parse_error(fmt::format("liveness must be an array, got {}",
-                                           core::json_kind_name(liveness->kind())));
+                                           core::json_kind_name(*liveness)));
     }
-    for (size_t t = 0; t < liveness->as_array().size(); ++t) {
+    for (size_t t = 0; t < liveness->size(); ++t) {
       ALPA_ASSIGN_OR_RETURN(
           std::vector<int64_t> live,
-          core::json_int_list(liveness->as_array()[t], fmt::format("liveness[{}]", t)));
+          core::json_int_list((*liveness)[t], fmt::format("liveness[{}]", t)));
       p.liveness.push_back(std::move(live));
     }
   }
-  if (json.find("memory_budget") != nullptr) {
+  if (core::json_find(json, "memory_budget") != nullptr) {
     ALPA_ASSIGN_OR_RETURN(p.memory_budget,
                           core::json_get_double(json, "memory_budget", kWhere));
   }
   return p;
 }
 
-std::string IlpProblem::to_string() const { return to_json().dump(); }
+std::string IlpProblem::to_string() const { return core::dump_json(to_json()); }
 
 core::StatusOr<IlpProblem> IlpProblem::from_string(std::string_view text) {
-  ALPA_ASSIGN_OR_RETURN(Json json, Json::parse(text));
+  ALPA_ASSIGN_OR_RETURN(Json json, core::parse_json(text));
   return from_json(json);
 }
 

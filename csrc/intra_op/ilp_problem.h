@@ -71,14 +71,15 @@ struct IlpProblem {
 
   /// {"node_costs": [[...]], "edges": [{"src","dst","costs"}],
   ///  "node_memory": [[...]], "liveness": [[...]], "memory_budget": x}.
-  /// Doubles round-trip bit-exactly; +inf is written as Infinity.
+  /// Doubles round-trip bit-exactly; +inf is the string "Infinity" in text
+  /// (dump_json), and the bare token Infinity of older files still reads.
   core::Json to_json() const;
   /// Reads to_json()'s form; only "node_costs" is required and an unknown
   /// field is a ParseError. Does not validate(); callers that take user
   /// input should.
   static core::StatusOr<IlpProblem> from_json(const core::Json& json);
 
-  /// Compact JSON text (to_json().dump()); from_string reads it back.
+  /// Compact JSON text (dump_json(to_json())); from_string reads it back.
   std::string to_string() const;
   static core::StatusOr<IlpProblem> from_string(std::string_view text);
 };

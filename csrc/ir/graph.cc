@@ -125,7 +125,7 @@ int64_t Graph::parameter_bytes() const {
 }
 
 uint64_t Graph::fingerprint() const {
-  return core::hash_string(graph_to_json(*this).dump());
+  return core::hash_string(core::dump_json(graph_to_json(*this)));
 }
 
 }  // namespace alpa::ir

@@ -12,22 +12,21 @@ using core::Json;
 namespace {
 
 Json value_to_json(ValueRef v) {
-  return Json(Json::Array{Json(v.node.value), Json(v.index)});
+  return Json::array({v.node.value, v.index});
 }
 
 core::StatusOr<ValueRef> value_from_json(const Json& j, const std::string& where) {
   ALPA_ASSIGN_OR_RETURN(auto pair, core::json_int_list(j, where));
   if (pair.size() != 2) {
     return core::parse_error(fmt::format(
-        "{}: a value reference is [node_id, output_index], got {}", where, j.dump()));
+        "{}: a value reference is [node_id, output_index], got {}", where,
+        core::dump_json(j)));
   }
   return ValueRef{NodeId(pair[0]), pair[1]};
 }
 
 Json meta_to_json(const TensorMeta& m) {
-  Json shape = Json::array();
-  for (int64_t d : m.shape) shape.push(Json(d));
-  return Json(Json::Object{{"shape", shape}, {"dtype", Json(dtype_name(m.dtype))}});
+  return Json::object({{"shape", m.shape}, {"dtype", dtype_name(m.dtype)}});
 }
 
 core::StatusOr<TensorMeta> meta_from_json(const Json& j, const std::string& where) {
@@ -43,26 +42,26 @@ core::StatusOr<TensorMeta> meta_from_json(const Json& j, const std::string& wher
 
 Json node_to_json(const Node& n) {
   Json j = Json::object();
-  j.set("id", Json(n.id.value));
-  j.set("name", Json(n.name));
-  j.set("kind", Json(node_kind_name(n.kind)));
+  j["id"] = n.id.value;
+  j["name"] = n.name;
+  j["kind"] = node_kind_name(n.kind);
   if (n.kind == NodeKind::kOp) {
-    j.set("op", Json(n.op));
+    j["op"] = n.op;
   } else {
-    j.set("target", Json(n.target));
+    j["target"] = n.target;
   }
   Json inputs = Json::array();
-  for (const auto& v : n.inputs) inputs.push(value_to_json(v));
-  j.set("inputs", inputs);
+  for (const auto& v : n.inputs) inputs.push_back(value_to_json(v));
+  j["inputs"] = std::move(inputs);
   Json attrs = Json::object();
-  for (const auto& [k, v] : n.attrs) attrs.set(k, attr_to_json(v));
-  j.set("attrs", attrs);
+  for (const auto& [k, v] : n.attrs) attrs[k] = attr_to_json(v);
+  j["attrs"] = std::move(attrs);
   Json outputs = Json::array();
-  for (const auto& m : n.outputs) outputs.push(meta_to_json(m));
-  j.set("outputs", outputs);
-  j.set("flops", Json(n.flops));
-  j.set("module", Json(n.module));
-  j.set("requires_grad", Json(n.requires_grad));
+  for (const auto& m : n.outputs) outputs.push_back(meta_to_json(m));
+  j["outputs"] = std::move(outputs);
+  j["flops"] = n.flops;
+  j["module"] = n.module;
+  j["requires_grad"] = n.requires_grad;
   return j;
 }
 
@@ -87,7 +86,7 @@ core::StatusOr<Node> node_from_json(const Json& j, size_t position) {
   } else {
     ALPA_ASSIGN_OR_RETURN(n.target, core::json_get_string(j, "target", where));
   }
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* inputs, core::json_get_array(j, "inputs", where));
+  ALPA_ASSIGN_OR_RETURN(const Json* inputs, core::json_get_array(j, "inputs", where));
   for (size_t i = 0; i < inputs->size(); ++i) {
     ALPA_ASSIGN_OR_RETURN(ValueRef v, value_from_json((*inputs)[i],
                                                       fmt::format("{}.inputs[{}]", where, i)));
@@ -95,12 +94,12 @@ core::StatusOr<Node> node_from_json(const Json& j, size_t position) {
   }
   ALPA_ASSIGN_OR_RETURN(const Json* attrs, core::json_member(j, "attrs", where));
   if (!attrs->is_object()) return core::parse_error(where + ": attrs must be an object");
-  for (const auto& [k, v] : attrs->as_object()) {
+  for (const auto& [k, v] : attrs->get_ref<const Json::object_t&>()) {
     auto a = attr_from_json(v);
     if (!a.ok()) return a.status().with_context(where + ".attrs." + k);
     n.attrs.emplace_back(k, std::move(a).value());
   }
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* outputs, core::json_get_array(j, "outputs", where));
+  ALPA_ASSIGN_OR_RETURN(const Json* outputs, core::json_get_array(j, "outputs", where));
   for (size_t i = 0; i < outputs->size(); ++i) {
     ALPA_ASSIGN_OR_RETURN(TensorMeta m, meta_from_json((*outputs)[i],
                                                        fmt::format("{}.outputs[{}]", where, i)));
@@ -117,21 +116,21 @@ core::StatusOr<Node> node_from_json(const Json& j, size_t position) {
 
 Json graph_to_json(const Graph& graph) {
   Json j = Json::object();
-  j.set("format", Json(kGraphFormatName));
-  j.set("version", Json(Graph::kFormatVersion));
-  j.set("name", Json(graph.name()));
+  j["format"] = kGraphFormatName;
+  j["version"] = Graph::kFormatVersion;
+  j["name"] = graph.name();
   Json nodes = Json::array();
-  for (const Node& n : graph.nodes()) nodes.push(node_to_json(n));
-  j.set("nodes", nodes);
+  for (const Node& n : graph.nodes()) nodes.push_back(node_to_json(n));
+  j["nodes"] = std::move(nodes);
   Json outputs = Json::array();
   for (const GraphOutput& o : graph.outputs()) {
     Json oj = Json::object();
-    oj.set("value", value_to_json(o.value));
-    oj.set("role", Json(output_role_name(o.role)));
-    if (o.role == OutputRole::kBufferMutation) oj.set("target", Json(o.target));
-    outputs.push(oj);
+    oj["value"] = value_to_json(o.value);
+    oj["role"] = output_role_name(o.role);
+    if (o.role == OutputRole::kBufferMutation) oj["target"] = o.target;
+    outputs.push_back(std::move(oj));
   }
-  j.set("outputs", outputs);
+  j["outputs"] = std::move(outputs);
   return j;
 }
 
@@ -155,12 +154,12 @@ core::StatusOr<Graph> graph_from_json(const Json& json) {
   Graph graph;
   ALPA_ASSIGN_OR_RETURN(std::string name, core::json_get_string(json, "name", where));
   graph.set_name(name);
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* nodes, core::json_get_array(json, "nodes", where));
+  ALPA_ASSIGN_OR_RETURN(const Json* nodes, core::json_get_array(json, "nodes", where));
   for (size_t i = 0; i < nodes->size(); ++i) {
     ALPA_ASSIGN_OR_RETURN(Node n, node_from_json((*nodes)[i], i));
     graph.add_node(std::move(n));
   }
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* outputs, core::json_get_array(json, "outputs", where));
+  ALPA_ASSIGN_OR_RETURN(const Json* outputs, core::json_get_array(json, "outputs", where));
   for (size_t i = 0; i < outputs->size(); ++i) {
     std::string ow = fmt::format("outputs[{}]", i);
     const Json& oj = (*outputs)[i];
@@ -183,7 +182,7 @@ core::StatusOr<Graph> graph_from_json(const Json& json) {
 }
 
 core::StatusOr<Graph> parse_graph_json(std::string_view text) {
-  ALPA_ASSIGN_OR_RETURN(Json json, Json::parse(text));
+  ALPA_ASSIGN_OR_RETURN(Json json, core::parse_json(text));
   ALPA_ASSIGN_OR_RETURN(Graph graph, graph_from_json(json));
   ALPA_RETURN_IF_ERROR(verify_graph(graph));
   return graph;

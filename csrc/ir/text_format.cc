@@ -17,7 +17,7 @@ namespace {
 using core::Status;
 using core::StatusOr;
 
-std::string quote(const std::string& s) { return core::Json(s).dump(); }
+std::string quote(const std::string& s) { return core::dump_json(core::Json(s)); }
 
 std::string ref_text(const Graph& g, ValueRef v) {
   std::string s = "%" + g.node(v.node).name;
@@ -144,9 +144,9 @@ class TextParser {
     }
     if (at_end()) return error("unterminated string");
     ++pos_;
-    auto parsed = core::Json::parse(text_.substr(start, pos_ - start));
+    auto parsed = core::parse_json(text_.substr(start, pos_ - start));
     if (!parsed.ok()) return error(parsed.status().message());
-    out = parsed->as_string();
+    out = parsed->get<std::string>();
     return core::ok_status();
   }
 
@@ -213,9 +213,9 @@ class TextParser {
         do {
           std::string token;
           ALPA_RETURN_IF_ERROR(read_number_token(token));
-          auto v = core::Json::parse(token);
+          auto v = core::parse_json(token);
           if (!v.ok() || !v->is_number()) return error("expected a float, got '" + token + "'");
-          f.values.push_back(v->as_double());
+          f.values.push_back(v->get<double>());
         } while (accept(","));
         ALPA_RETURN_IF_ERROR(expect("]"));
       }
@@ -235,10 +235,10 @@ class TextParser {
     } else if (token == "true" || token == "false") {
       out = token == "true";
     } else {
-      auto v = core::Json::parse(token);
+      auto v = core::parse_json(token);
       if (!v.ok() || !v->is_number()) return error("bad attribute value '" + token + "'");
-      if (v->is_int()) out = v->as_int();
-      else out = v->as_double();
+      if (core::json_is_int(*v)) out = v->get<int64_t>();
+      else out = v->get<double>();
     }
     return core::ok_status();
   }
@@ -269,9 +269,9 @@ class TextParser {
       if (key == "flops") {
         std::string token;
         ALPA_RETURN_IF_ERROR(read_number_token(token));
-        auto v = core::Json::parse(token);
+        auto v = core::parse_json(token);
         if (!v.ok() || !v->is_number()) return error("bad flops value");
-        n.flops = v->as_double();
+        n.flops = v->get<double>();
       } else if (key == "module") {
         ALPA_RETURN_IF_ERROR(read_string(n.module));
       } else if (key == "requires_grad") {

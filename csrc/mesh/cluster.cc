@@ -71,18 +71,16 @@ core::StatusOr<Cluster> cluster_preset(const std::string& name, int64_t num_host
 
 core::Json Cluster::to_json() const {
   using core::Json;
-  auto link = [](const LinkSpec& l) {
-    return Json(Json::Object{{"alpha", Json(l.alpha)}, {"beta", Json(l.beta)}});
-  };
-  return Json(Json::Object{
-      {"name", Json(name)},
-      {"num_hosts", Json(num_hosts)},
-      {"devices_per_host", Json(devices_per_host)},
-      {"device", Json(Json::Object{{"name", Json(device.name)},
-                                   {"peak_flops", Json(device.peak_flops)},
-                                   {"peak_flops_half", Json(device.peak_flops_half)},
-                                   {"memory_bytes", Json(device.memory_bytes)},
-                                   {"memory_bandwidth", Json(device.memory_bandwidth)}})},
+  auto link = [](const LinkSpec& l) { return Json::object({{"alpha", l.alpha}, {"beta", l.beta}}); };
+  return Json::object({
+      {"name", name},
+      {"num_hosts", num_hosts},
+      {"devices_per_host", devices_per_host},
+      {"device", Json::object({{"name", device.name},
+                               {"peak_flops", device.peak_flops},
+                               {"peak_flops_half", device.peak_flops_half},
+                               {"memory_bytes", device.memory_bytes},
+                               {"memory_bandwidth", device.memory_bandwidth}})},
       {"intra_host", link(intra_host)},
       {"inter_host", link(inter_host)},
   });

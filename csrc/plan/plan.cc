@@ -48,21 +48,17 @@ double Plan::peak_memory_bytes() const {
 
 namespace {
 
-Json ints(const std::vector<int64_t>& v) {
-  Json a = Json::array();
-  for (int64_t x : v) a.push(Json(x));
-  return a;
-}
+Json ints(const std::vector<int64_t>& v) { return Json(v); }
 
 Json specs_json(const std::vector<ShardingSpec>& specs) {
   Json a = Json::array();
-  for (const ShardingSpec& s : specs) a.push(Json(s.to_string()));
+  for (const ShardingSpec& s : specs) a.push_back(s.to_string());
   return a;
 }
 
 Json named_json(const NamedSpecs& specs) {
   Json o = Json::object();
-  for (const auto& [name, spec] : specs) o.set(name, Json(spec.to_string()));
+  for (const auto& [name, spec] : specs) o[name] = spec.to_string();
   return o;
 }
 
@@ -76,11 +72,11 @@ core::StatusOr<T> with_path(core::StatusOr<T> parsed, const std::string& path) {
 core::StatusOr<std::vector<ShardingSpec>> specs_from(const Json& j, const std::string& where) {
   if (!j.is_array()) return core::parse_error(where + ": expected a list of specs");
   std::vector<ShardingSpec> out;
-  for (size_t i = 0; i < j.as_array().size(); ++i) {
-    const Json& s = j.as_array()[i];
+  for (size_t i = 0; i < j.size(); ++i) {
+    const Json& s = j[i];
     if (!s.is_string()) return core::parse_error(where + ": specs are strings");
     ALPA_ASSIGN_OR_RETURN(ShardingSpec spec,
-                          with_path(ShardingSpec::parse(s.as_string()), fmt::format("{}[{}]", where, i)));
+                          with_path(ShardingSpec::parse(s.get<std::string>()), fmt::format("{}[{}]", where, i)));
     out.push_back(std::move(spec));
   }
   return out;
@@ -89,10 +85,10 @@ core::StatusOr<std::vector<ShardingSpec>> specs_from(const Json& j, const std::s
 core::StatusOr<NamedSpecs> named_from(const Json& j, const std::string& where) {
   if (!j.is_object()) return core::parse_error(where + ": expected an object of specs");
   NamedSpecs out;
-  for (const auto& [k, v] : j.as_object()) {
+  for (const auto& [k, v] : j.get_ref<const Json::object_t&>()) {
     if (!v.is_string()) return core::parse_error(where + "." + k + ": spec must be a string");
     ALPA_ASSIGN_OR_RETURN(ShardingSpec spec,
-                          with_path(ShardingSpec::parse(v.as_string()), where + "['" + k + "']"));
+                          with_path(ShardingSpec::parse(v.get<std::string>()), where + "['" + k + "']"));
     out.emplace_back(k, std::move(spec));
   }
   return out;
@@ -101,17 +97,16 @@ core::StatusOr<NamedSpecs> named_from(const Json& j, const std::string& where) {
 Json stage_values_json(const std::vector<StageValue>& values) {
   Json a = Json::array();
   for (const StageValue& v : values) {
-    a.push(Json(Json::Object{{"name", Json(v.name)}, {"producer", Json(v.producer)},
-                             {"index", Json(v.index)}, {"meta", Json(v.meta.to_string())},
-                             {"spec", Json(v.spec.to_string())},
-                             {"requires_grad", Json(v.requires_grad)}}));
+    a.push_back(Json::object({{"name", v.name}, {"producer", v.producer}, {"index", v.index},
+                              {"meta", v.meta.to_string()}, {"spec", v.spec.to_string()},
+                              {"requires_grad", v.requires_grad}}));
   }
   return a;
 }
 
 core::StatusOr<std::vector<StageValue>> stage_values_from(const Json& j, const std::string& key,
                                                           const std::string& where) {
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* list, core::json_get_array(j, key, where));
+  ALPA_ASSIGN_OR_RETURN(const Json* list, core::json_get_array(j, key, where));
   std::vector<StageValue> out;
   for (size_t i = 0; i < list->size(); ++i) {
     const Json& v = (*list)[i];
@@ -140,37 +135,37 @@ core::StatusOr<std::array<int64_t, 2>> int_pair(const Json& j, const std::string
 
 Json stage_json(const StagePlan& s) {
   Json j = Json::object();
-  j.set("index", Json(s.index));
-  j.set("mesh_shape", ints({s.mesh_shape[0], s.mesh_shape[1]}));
-  j.set("device_ids", ints(s.device_ids));
-  j.set("param_specs", named_json(s.param_specs));
-  j.set("input_specs", named_json(s.input_specs));
+  j["index"] = s.index;
+  j["mesh_shape"] = ints({s.mesh_shape[0], s.mesh_shape[1]});
+  j["device_ids"] = ints(s.device_ids);
+  j["param_specs"] = named_json(s.param_specs);
+  j["input_specs"] = named_json(s.input_specs);
   Json nodes = Json::array();
   for (const NodeSharding& n : s.nodes) {
-    nodes.push(Json(Json::Object{{"node", Json(n.node)}, {"strategy", Json(n.strategy)},
-                                 {"inputs", specs_json(n.inputs)}, {"outputs", specs_json(n.outputs)}}));
+    nodes.push_back(Json::object({{"node", n.node}, {"strategy", n.strategy},
+                                  {"inputs", specs_json(n.inputs)}, {"outputs", specs_json(n.outputs)}}));
   }
-  j.set("nodes", nodes);
+  j["nodes"] = std::move(nodes);
   Json colls = Json::array();
   for (const CollectiveRecord& c : s.collectives) {
-    colls.push(Json(Json::Object{
-        {"node", Json(c.node)}, {"kind", Json(sharding::collective_kind_name(c.kind))},
+    colls.push_back(Json::object({
+        {"node", c.node}, {"kind", sharding::collective_kind_name(c.kind)},
         {"axes", ints(std::vector<int64_t>(c.axes.begin(), c.axes.end()))},
-        {"bytes", Json(c.bytes)}, {"phase", Json(sharding::phase_name(c.phase))},
-        {"what", Json(c.what)}, {"input", Json(c.input)},
-        {"role", Json(sharding::collective_role_name(c.role))}}));
+        {"bytes", c.bytes}, {"phase", sharding::phase_name(c.phase)},
+        {"what", c.what}, {"input", c.input},
+        {"role", sharding::collective_role_name(c.role)}}));
   }
-  j.set("collectives", colls);
-  j.set("predicted_time", Json(s.predicted_time));
-  j.set("compute_time", Json(s.compute_time));
-  j.set("communication_time", Json(s.communication_time));
-  j.set("memory_bytes", Json(s.memory_bytes));
-  j.set("parameter_memory_bytes", Json(s.parameter_memory_bytes));
-  j.set("layers", ints({s.layers[0], s.layers[1]}));
-  j.set("submesh", ints({s.submesh[0], s.submesh[1]}));
-  j.set("inputs", stage_values_json(s.inputs));
-  j.set("outputs", stage_values_json(s.outputs));
-  j.set("graph_outputs", ints(s.graph_outputs));
+  j["collectives"] = std::move(colls);
+  j["predicted_time"] = s.predicted_time;
+  j["compute_time"] = s.compute_time;
+  j["communication_time"] = s.communication_time;
+  j["memory_bytes"] = s.memory_bytes;
+  j["parameter_memory_bytes"] = s.parameter_memory_bytes;
+  j["layers"] = ints({s.layers[0], s.layers[1]});
+  j["submesh"] = ints({s.submesh[0], s.submesh[1]});
+  j["inputs"] = stage_values_json(s.inputs);
+  j["outputs"] = stage_values_json(s.outputs);
+  j["graph_outputs"] = ints(s.graph_outputs);
   return j;
 }
 
@@ -211,7 +206,7 @@ core::StatusOr<CollectiveRecord> collective_from(const Json& c, const std::strin
   r.phase = phase == "backward" ? sharding::Phase::kBackward : sharding::Phase::kForward;
   ALPA_ASSIGN_OR_RETURN(r.what, core::json_get_string(c, "what", w));
   ALPA_ASSIGN_OR_RETURN(r.input, core::json_get_int(c, "input", w));
-  if (c.find("role") != nullptr) {
+  if (core::json_find(c, "role") != nullptr) {
     ALPA_ASSIGN_OR_RETURN(std::string role, core::json_get_string(c, "role", w));
     ALPA_ASSIGN_OR_RETURN(r.role, sharding::parse_collective_role(role));
   } else {
@@ -233,7 +228,7 @@ core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
   ALPA_ASSIGN_OR_RETURN(s.param_specs, named_from(*ps, where + ".param_specs"));
   ALPA_ASSIGN_OR_RETURN(const Json* is, core::json_member(j, "input_specs", where));
   ALPA_ASSIGN_OR_RETURN(s.input_specs, named_from(*is, where + ".input_specs"));
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* nodes, core::json_get_array(j, "nodes", where));
+  ALPA_ASSIGN_OR_RETURN(const Json* nodes, core::json_get_array(j, "nodes", where));
   for (size_t i = 0; i < nodes->size(); ++i) {
     const Json& n = (*nodes)[i];
     const std::string w = fmt::format("{}.nodes[{}]", where, i);
@@ -246,7 +241,7 @@ core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
     ALPA_ASSIGN_OR_RETURN(ns.outputs, specs_from(*out, w + ".outputs"));
     s.nodes.push_back(std::move(ns));
   }
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* colls, core::json_get_array(j, "collectives", where));
+  ALPA_ASSIGN_OR_RETURN(const Json* colls, core::json_get_array(j, "collectives", where));
   for (size_t k = 0; k < colls->size(); ++k) {
     ALPA_ASSIGN_OR_RETURN(CollectiveRecord r,
                           collective_from((*colls)[k], fmt::format("{}.collectives[{}]", where, k)));
@@ -269,14 +264,14 @@ core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
 }
 
 core::StatusOr<std::vector<std::string>> string_list(const Json& j, const std::string& key) {
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* list, core::json_get_array(j, key, "plan"));
+  ALPA_ASSIGN_OR_RETURN(const Json* list, core::json_get_array(j, key, "plan"));
   std::vector<std::string> out;
   for (size_t i = 0; i < list->size(); ++i) {
     if (!(*list)[i].is_string()) {
       return core::parse_error(fmt::format("plan.{}[{}]: expected a string, got {}", key, i,
-                                           core::json_kind_name((*list)[i].kind())));
+                                           core::json_kind_name((*list)[i])));
     }
-    out.push_back((*list)[i].as_string());
+    out.push_back((*list)[i].get<std::string>());
   }
   return out;
 }
@@ -294,25 +289,21 @@ std::string human_bytes(double b) {
 
 Json Plan::to_json() const {
   Json j = Json::object();
-  j.set("format", Json("alpa_torch.plan"));
-  j.set("version", Json(kFormatVersion));
-  j.set("graph", Json(graph_name));
-  j.set("graph_fingerprint", Json(graph_fingerprint));
-  j.set("cluster", cluster.to_json());
-  j.set("cost_mode", Json(cost_mode));
-  j.set("memory_budget", Json(memory_budget));
+  j["format"] = "alpa_torch.plan";
+  j["version"] = kFormatVersion;
+  j["graph"] = graph_name;
+  j["graph_fingerprint"] = graph_fingerprint;
+  j["cluster"] = cluster.to_json();
+  j["cost_mode"] = cost_mode;
+  j["memory_budget"] = memory_budget;
   Json stages_json = Json::array();
-  for (const StagePlan& s : stages) stages_json.push(stage_json(s));
-  j.set("stages", stages_json);
-  Json w = Json::array();
-  for (const std::string& s : warnings) w.push(Json(s));
-  j.set("warnings", w);
-  j.set("num_micro_batches", Json(num_micro_batches));
-  j.set("schedule", Json(schedule));
-  j.set("num_layers", Json(num_layers));
-  Json n = Json::array();
-  for (const std::string& s : notes) n.push(Json(s));
-  j.set("notes", n);
+  for (const StagePlan& s : stages) stages_json.push_back(stage_json(s));
+  j["stages"] = std::move(stages_json);
+  j["warnings"] = warnings;
+  j["num_micro_batches"] = num_micro_batches;
+  j["schedule"] = schedule;
+  j["num_layers"] = num_layers;
+  j["notes"] = notes;
   return j;
 }
 
@@ -339,7 +330,7 @@ core::StatusOr<Plan> Plan::from_json(const Json& j) {
   p.cluster = std::move(parsed).value();
   ALPA_ASSIGN_OR_RETURN(p.cost_mode, core::json_get_string(j, "cost_mode", "plan"));
   ALPA_ASSIGN_OR_RETURN(p.memory_budget, core::json_get_double(j, "memory_budget", "plan"));
-  ALPA_ASSIGN_OR_RETURN(const Json::Array* stages, core::json_get_array(j, "stages", "plan"));
+  ALPA_ASSIGN_OR_RETURN(const Json* stages, core::json_get_array(j, "stages", "plan"));
   for (size_t i = 0; i < stages->size(); ++i) {
     ALPA_ASSIGN_OR_RETURN(StagePlan s, stage_from((*stages)[i], fmt::format("stages[{}]", i)));
     p.stages.push_back(std::move(s));
@@ -354,7 +345,7 @@ core::StatusOr<Plan> Plan::from_json(const Json& j) {
 }
 
 core::StatusOr<Plan> Plan::parse(std::string_view text) {
-  ALPA_ASSIGN_OR_RETURN(Json j, Json::parse(text));
+  ALPA_ASSIGN_OR_RETURN(Json j, core::parse_json(text));
   return from_json(j);
 }
 

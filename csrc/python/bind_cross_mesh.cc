@@ -22,7 +22,7 @@ namespace {
 mesh::Cluster cluster_for(const std::optional<std::string>& cluster_json,
                           const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   if (cluster_json) {
-    auto j = core::Json::parse(*cluster_json);
+    auto j = core::parse_json(*cluster_json);
     throw_if_error(j.status());
     return unwrap(mesh::Cluster::from_json(*j));
   }

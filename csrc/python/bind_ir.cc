@@ -37,7 +37,7 @@ py::object attr_to_py(const ir::Attr& attr) {
 }
 
 ir::Graph graph_from_json_text(const std::string& text, bool annotate) {
-  auto json = core::Json::parse(text);
+  auto json = core::parse_json(text);
   throw_if_error(json.status());
   ir::Graph graph = unwrap(ir::graph_from_json(*json));
   throw_if_error(ir::verify_graph(graph));
@@ -90,7 +90,7 @@ void bind_ir(py::module_& m) {
         return unwrap(ir::parse_graph_text(text));
       })
       .def("to_json", [](const ir::Graph& g, int indent) {
-        return ir::graph_to_json(g).dump(indent);
+        return core::dump_json(ir::graph_to_json(g), indent);
       }, py::arg("indent") = -1)
       .def("to_text", &ir::graph_to_text)
       .def("verify", [](const ir::Graph& g) { throw_if_error(ir::verify_graph(g)); })

@@ -29,7 +29,7 @@ namespace alpa::python {
 namespace {
 
 mesh::Cluster cluster_from_json_text(const std::string& text) {
-  auto j = core::Json::parse(text);
+  auto j = core::parse_json(text);
   throw_if_error(j.status());
   return unwrap(mesh::Cluster::from_json(*j));
 }
@@ -101,7 +101,7 @@ py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
   solver["solve_seconds"] = stats.solve_seconds;
   solver["status"] = intra_op::ilp_solve_status_name(stats.status);
   py::dict out;
-  out["plan_json"] = p.to_json().dump();
+  out["plan_json"] = core::dump_json(p.to_json());
   out["solver"] = solver;
   return out;
 }
@@ -181,7 +181,7 @@ py::dict plan_pipeshard(const ir::Graph& graph, const std::string& cluster_json,
   solver["assembly_seconds"] = stats.assembly_seconds;
   solver["total_seconds"] = stats.total_seconds;
   py::dict out;
-  out["plan_json"] = p.to_json().dump();
+  out["plan_json"] = core::dump_json(p.to_json());
   out["solver"] = solver;
   return out;
 }
@@ -190,12 +190,12 @@ py::dict plan_pipeshard(const ir::Graph& graph, const std::string& cluster_json,
 
 void bind_planner(py::module_& m) {
   m.def("cluster_preset", [](const std::string& name, int64_t hosts, int64_t per_host) {
-    return unwrap(mesh::cluster_preset(name, hosts, per_host)).to_json().dump();
+    return core::dump_json(unwrap(mesh::cluster_preset(name, hosts, per_host)).to_json());
   }, py::arg("name"), py::arg("num_hosts"), py::arg("devices_per_host"),
      "JSON of a preset cluster (a100-40gb, h100-80gb, cpu-gloo).");
   m.def("cluster_preset_names", &mesh::cluster_preset_names);
   m.def("validate_cluster", [](const std::string& text) {
-    return cluster_from_json_text(text).to_json().dump();
+    return core::dump_json(cluster_from_json_text(text).to_json());
   });
   m.def("plan_intra_op", &plan_intra_op, py::arg("graph"), py::arg("cluster_json"),
         py::arg("mesh_shape"), py::arg("memory_budget"), py::arg("cost_mode"),
@@ -214,7 +214,7 @@ void bind_planner(py::module_& m) {
     return unwrap(plan::Plan::parse(text)).explain();
   });
   m.def("plan_normalize", [](const std::string& text) {
-    return unwrap(plan::Plan::parse(text)).to_json().dump();
+    return core::dump_json(unwrap(plan::Plan::parse(text)).to_json());
   }, "Parse and re-serialize a plan (validates it).");
   m.def("plan_check_graph", [](const std::string& text, const ir::Graph& graph) {
     throw_if_error(plan::validate_plan_for_graph(unwrap(plan::Plan::parse(text)), graph));

@@ -25,7 +25,7 @@ namespace {
 using ShapePair = std::pair<int64_t, int64_t>;
 
 mesh::Cluster parse_cluster(const std::string& text) {
-  auto j = core::Json::parse(text);
+  auto j = core::parse_json(text);
   throw_if_error(j.status());
   return unwrap(mesh::Cluster::from_json(*j));
 }

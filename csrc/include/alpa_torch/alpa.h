@@ -57,9 +57,15 @@ inline core::StatusOr<ir::Graph> load_graph_file(const std::string& path) {
 
 /// Writes `graph` in the versioned JSON form alpa_torch.load(path) reads.
 inline core::Status save_graph_file(const ir::Graph& graph, const std::string& path) {
+  std::string text;
+  try {
+    text = core::dump_json(ir::graph_to_json(graph));
+  } catch (const core::StatusError& e) {  // a name that is not UTF-8
+    return e.status().with_context("graph file '" + path + "'");
+  }
   std::ofstream file(path);
   if (!file) return core::invalid_argument("cannot write graph file '" + path + "'");
-  file << ir::graph_to_json(graph).dump();
+  file << text;
   return file ? core::ok_status()
               : core::invalid_argument("writing graph file '" + path + "' failed");
 }

@@ -45,7 +45,7 @@ py::str import_torchscript_json(const py::object& source,
     return import_torchscript_stream(stream, "the TorchScript bytes", inputs, options);
   }();
   // Names come from the user's file: bytes that are not UTF-8 become U+FFFD.
-  const std::string json = ir::graph_to_json(python::unwrap(std::move(graph))).dump();
+  const std::string json = core::dump_json(ir::graph_to_json(python::unwrap(std::move(graph))));
   return py::reinterpret_steal<py::str>(
       PyUnicode_DecodeUTF8(json.data(), static_cast<Py_ssize_t>(json.size()), "replace"));
 }

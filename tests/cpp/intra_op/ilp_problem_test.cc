@@ -63,6 +63,20 @@ TEST(IlpProblemTest, JsonRoundTripKeepsInfiniteBudget) {
   EXPECT_TRUE(std::isinf(back->memory_budget));
 }
 
+TEST(IlpProblemTest, InfinitiesAreValidJsonAndBareOnesStillRead) {
+  IlpProblem p = small_problem();
+  const std::string text = p.to_string();
+  EXPECT_TRUE(core::Json::accept(text)) << text;
+  EXPECT_NE(text.find(R"("node_costs":[[1.0,2.0],[3.0,"Infinity",0.1]])"), std::string::npos)
+      << text;
+  // What alpa_torch.ilp and the old writer sent: the bare token.
+  auto legacy = IlpProblem::from_string(
+      R"({"node_costs": [[1.0, 2.0], [3.0, Infinity, 0.1]], "memory_budget": Infinity})");
+  ASSERT_TRUE(legacy.ok()) << legacy.status().to_string();
+  EXPECT_EQ(legacy->node_costs, p.node_costs);
+  EXPECT_TRUE(std::isinf(legacy->memory_budget));
+}
+
 TEST(IlpProblemTest, FromJsonNeedsOnlyNodeCosts) {
   auto p = IlpProblem::from_string(R"({"node_costs": [[1, 2.5], [3]]})");
   ASSERT_TRUE(p.ok()) << p.status().to_string();

@@ -2,6 +2,7 @@
 // are known: Megatron tensor parallelism, data parallelism, memory budgets.
 #include "plan/intra_op_plan.h"
 
+#include <cmath>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -71,9 +72,28 @@ TEST(IntraOpPlanTest, JsonRoundTrip) {
   IntraOpRequest req;
   req.mesh_shape = {2, 2};
   Plan p = make_intra_op_plan(mlp(64, 256), a100(1, 4), req).value();
-  auto back = Plan::parse(p.to_json().dump());
+  auto back = Plan::parse(core::dump_json(p.to_json()));
   ASSERT_TRUE(back.ok()) << back.status().to_string();
-  EXPECT_EQ(back->to_json().dump(), p.to_json().dump());
+  EXPECT_EQ(core::dump_json(back->to_json()), core::dump_json(p.to_json()));
+}
+
+TEST(IntraOpPlanTest, NoMemoryBudgetIsValidJsonAndOlderFilesLoad) {
+  IntraOpRequest req;
+  req.mesh_shape = {1, 2};
+  Plan p = make_intra_op_plan(mlp(64, 256), a100(1, 2), req).value();
+  ASSERT_TRUE(std::isinf(p.memory_budget));
+  const std::string text = core::dump_json(p.to_json());
+  EXPECT_TRUE(core::Json::accept(text)) << text;
+  const std::string field = R"("memory_budget":"Infinity")";
+  const size_t at = text.find(field);
+  ASSERT_NE(at, std::string::npos) << text;
+  // Plans written before held the bare token (so did Plan.to_json(indent)).
+  std::string legacy = text;
+  legacy.replace(at, field.size(), R"("memory_budget":Infinity)");
+  auto back = Plan::parse(legacy);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_TRUE(std::isinf(back->memory_budget));
+  EXPECT_EQ(core::dump_json(back->to_json()), text);
 }
 
 TEST(IntraOpPlanTest, CollectivesCarryTheirRole) {
@@ -92,7 +112,7 @@ TEST(IntraOpPlanTest, CollectivesCarryTheirRole) {
   }
   // Roles survive JSON; a plan written before roles existed gets them
   // back from the `what` text.
-  std::string text = p.to_json().dump();
+  std::string text = core::dump_json(p.to_json());
   Plan back = Plan::parse(text).value();
   EXPECT_EQ(back.stages[0].collectives, p.stages[0].collectives);
   std::string legacy = text;

@@ -290,9 +290,9 @@ TEST(PipeshardPlanTest, SamePlanWithThreadsAndWithoutPruning) {
   PipeshardRequest r;
   r.clustering.num_layers = 4;
   r.num_micro_batches = 8;
-  const std::string one = make_pipeshard_plan(g, a100(2, 2), r).value().to_json().dump();
+  const std::string one = core::dump_json(make_pipeshard_plan(g, a100(2, 2), r).value().to_json());
   r.num_threads = 2;
-  EXPECT_EQ(make_pipeshard_plan(g, a100(2, 2), r).value().to_json().dump(), one);
+  EXPECT_EQ(core::dump_json(make_pipeshard_plan(g, a100(2, 2), r).value().to_json()), one);
   r.imbalance_tolerance = INFINITY;
   r.skip_idle_mesh_axes = false;
   PipeshardStats all;

@@ -57,19 +57,17 @@ Plan pipeline(int64_t hosts = 1, int64_t per_host = 4) {
 
 /// Member `key` of object `j` (which must have it).
 Json& at(Json& j, const std::string& key) {
-  for (auto& [k, v] : j.as_object()) {
-    if (k == key) return v;
-  }
-  throw std::runtime_error("no member " + key);
+  if (!j.contains(key)) throw std::runtime_error("no member " + key);
+  return j[key];
 }
 
-Json& stage(Json& j, size_t i) { return at(j, "stages").as_array().at(i); }
+Json& stage(Json& j, size_t i) { return at(j, "stages").at(i); }
 
 /// The status of parsing `plan`'s JSON after `edit`.
 core::Status load_edited(const Plan& plan, const std::function<void(Json&)>& edit) {
   Json j = plan.to_json();
   edit(j);
-  return Plan::parse(j.dump()).status();
+  return Plan::parse(core::dump_json(j)).status();
 }
 
 /// Expects `status` to be InvalidArgument/ParseError containing every phrase.
@@ -88,9 +86,9 @@ TEST(PlanValidationTest, PlannerOutputsRoundTrip) {
   for (const Plan& p : {intra({1, 2}, 1, 2), intra({2, 2}, 2, 2), intra({2, 2}, 1, 4),
                         intra({1, 2}, 2, 4), pipeline(), pipeline(2, 2)}) {
     EXPECT_TRUE(validate_plan(p).ok()) << validate_plan(p).to_string() << p.explain();
-    auto back = Plan::parse(p.to_json().dump());
+    auto back = Plan::parse(core::dump_json(p.to_json()));
     ASSERT_TRUE(back.ok()) << back.status().to_string();
-    EXPECT_EQ(back->to_json().dump(), p.to_json().dump());
+    EXPECT_EQ(core::dump_json(back->to_json()), core::dump_json(p.to_json()));
     EXPECT_TRUE(validate_plan_for_graph(p, chain(p.stages.size() == 1 ? 2 : 4)).ok())
         << validate_plan_for_graph(p, chain(p.stages.size() == 1 ? 2 : 4)).to_string();
   }
@@ -109,7 +107,7 @@ TEST(PlanValidationTest, GoldenMessageForANegativeStageIndex) {
 TEST(PlanValidationTest, RepeatedDeviceId) {
   expect_error(load_edited(intra({1, 2}, 1, 2),
                            [](Json& j) {
-                             at(stage(j, 0), "device_ids") = Json(Json::Array{Json(0), Json(0)});
+                             at(stage(j, 0), "device_ids") = Json::array({Json(0), Json(0)});
                            }),
                {"stages[0].device_ids[1]", "device 0 is listed twice", "in this stage"});
 }
@@ -117,7 +115,7 @@ TEST(PlanValidationTest, RepeatedDeviceId) {
 TEST(PlanValidationTest, DeviceSharedByTwoStages) {
   expect_error(load_edited(pipeline(),
                            [](Json& j) {
-                             at(stage(j, 1), "device_ids") = Json(Json::Array{Json(1), Json(3)});
+                             at(stage(j, 1), "device_ids") = Json::array({Json(1), Json(3)});
                            }),
                {"stages[1].device_ids[0]", "device 1", "also in stage 0"});
 }
@@ -170,7 +168,7 @@ TEST(PlanValidationTest, ClusterNumbers) {
 TEST(PlanValidationTest, DeviceOutOfRange) {
   expect_error(load_edited(intra({1, 2}, 1, 2),
                            [](Json& j) {
-                             at(stage(j, 0), "device_ids") = Json(Json::Array{Json(0), Json(9)});
+                             at(stage(j, 0), "device_ids") = Json::array({Json(0), Json(9)});
                            }),
                {"stages[0].device_ids[1]", "device 9 is not in the cluster", "ids 0..1"});
 }
@@ -178,26 +176,26 @@ TEST(PlanValidationTest, DeviceOutOfRange) {
 TEST(PlanValidationTest, MeshShapeDisagreesWithTheDevices) {
   expect_error(load_edited(intra({2, 2}, 1, 4),
                            [](Json& j) {
-                             at(stage(j, 0), "mesh_shape") = Json(Json::Array{Json(2), Json(3)});
+                             at(stage(j, 0), "mesh_shape") = Json::array({Json(2), Json(3)});
                            }),
                {"stages[0].mesh_shape: (2, 3) holds 6 devices but device_ids lists 4"});
   expect_error(load_edited(intra({2, 2}, 1, 4),
                            [](Json& j) {
-                             at(stage(j, 0), "mesh_shape") = Json(Json::Array{Json(0), Json(4)});
+                             at(stage(j, 0), "mesh_shape") = Json::array({Json(0), Json(4)});
                            }),
                {"stages[0].mesh_shape[0]: 0 is outside"});
 }
 
 TEST(PlanValidationTest, NoStages) {
   expect_error(load_edited(intra({1, 2}, 1, 2),
-                           [](Json& j) { at(j, "stages") = Json(Json::Array{}); }),
+                           [](Json& j) { at(j, "stages") = Json::array({}); }),
                {"stages: the plan has no stages"});
 }
 
 TEST(PlanValidationTest, LayersMustBeContiguous) {
   const Plan p = pipeline();
   expect_error(load_edited(p, [](Json& j) {
-                 at(stage(j, 1), "layers") = Json(Json::Array{Json(2), Json(2)});
+                 at(stage(j, 1), "layers") = Json::array({Json(2), Json(2)});
                }),
                {"stages[1].layers: [2, 2] is not a layer range starting at layer 1"});
   expect_error(load_edited(p, [](Json& j) { at(j, "num_layers") = Json(5); }),
@@ -207,12 +205,12 @@ TEST(PlanValidationTest, LayersMustBeContiguous) {
 TEST(PlanValidationTest, SubmeshMustFitTheClusterAndTheDevices) {
   const Plan p = pipeline(2, 2);   // stage 0 on host 0, stage 1 on host 1
   expect_error(load_edited(p, [](Json& j) {
-                 at(stage(j, 0), "submesh") = Json(Json::Array{Json(3), Json(2)});
+                 at(stage(j, 0), "submesh") = Json::array({Json(3), Json(2)});
                }),
                {"stages[0].submesh: (3, 2) is not a sub-mesh"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(stage(j, 0), "device_ids") = Json(Json::Array{Json(0), Json(2)});
-                 at(stage(j, 1), "device_ids") = Json(Json::Array{Json(1), Json(3)});
+                 at(stage(j, 0), "device_ids") = Json::array({Json(0), Json(2)});
+                 at(stage(j, 1), "device_ids") = Json::array({Json(1), Json(3)});
                }),
                {"stages[0].device_ids", "lie on 2 host(s)", "sub-mesh (1, 2) needs 2 device(s) "
                 "on each of 1 host(s)"});
@@ -237,24 +235,24 @@ TEST(PlanValidationTest, CollectivesReferToTheirStage) {
   const Plan p = intra({1, 2}, 1, 2, 4096);   // Megatron: a forward all-reduce
   ASSERT_FALSE(p.stages[0].collectives.empty()) << p.explain();
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 0), "collectives").as_array()[0], "node") = Json("ghost");
+                 at(at(stage(j, 0), "collectives")[0], "node") = Json("ghost");
                }),
                {"stages[0].collectives[0].node: 'ghost' is not a node of this stage"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 0), "collectives").as_array()[0], "input") = Json(7);
+                 at(at(stage(j, 0), "collectives")[0], "input") = Json(7);
                }),
                {"stages[0].collectives[0].input: 7 is not an input of node"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 0), "collectives").as_array()[0], "phase") = Json("sideways");
+                 at(at(stage(j, 0), "collectives")[0], "phase") = Json("sideways");
                }),
                {"collectives[0].phase: 'sideways' is not a phase"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 0), "collectives").as_array()[0], "axes") =
-                     Json(Json::Array{Json(int64_t{1} << 33)});
+                 at(at(stage(j, 0), "collectives")[0], "axes") =
+                     Json::array({Json(int64_t{1} << 33)});
                }),
                {"collectives[0].axes: 8589934592 is not a mesh axis"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 0), "collectives").as_array()[0], "bytes") = Json(-4.0);
+                 at(at(stage(j, 0), "collectives")[0], "bytes") = Json(-4.0);
                }),
                {"collectives[0].bytes: -4 is not a finite number >= 0"});
 }
@@ -262,22 +260,22 @@ TEST(PlanValidationTest, CollectivesReferToTheirStage) {
 TEST(PlanValidationTest, BoundaryValuesLineUp) {
   const Plan p = pipeline();
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 1), "inputs").as_array()[0], "meta") = Json("f32[8,16]");
+                 at(at(stage(j, 1), "inputs")[0], "meta") = Json("f32[8,16]");
                }),
                {"stages[1].inputs[0]", "f32[8,16]", "where stage 0 sends", "f32[8,32]"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 0), "outputs").as_array()[0], "spec") = Json("RS0");
-                 at(at(stage(j, 0), "outputs").as_array()[0], "meta") = Json("f32[8,33]");
+                 at(at(stage(j, 0), "outputs")[0], "spec") = Json("RS0");
+                 at(at(stage(j, 0), "outputs")[0], "meta") = Json("f32[8,33]");
                }),
                {"stages[0].outputs[0].spec", "does not divide"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 1), "inputs").as_array()[0], "spec") = Json("S0");
+                 at(at(stage(j, 1), "inputs")[0], "spec") = Json("S0");
                }),
                {"stages[1].inputs[0].spec", "has 1 dims but the tensor [8,32] has 2"});
-  expect_error(load_edited(p, [](Json& j) { at(stage(j, 0), "outputs") = Json(Json::Array{}); }),
+  expect_error(load_edited(p, [](Json& j) { at(stage(j, 0), "outputs") = Json::array({}); }),
                {"stages[1].inputs[0]", "where stage 0 sends nothing"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(at(stage(j, 0), "outputs").as_array()[0], "meta") =
+                 at(at(stage(j, 0), "outputs")[0], "meta") =
                      Json("f32[4294967296,4294967296]");
                }),
                {"stages[0].outputs[0].meta", "at most 281474976710656 elements"});
@@ -286,11 +284,11 @@ TEST(PlanValidationTest, BoundaryValuesLineUp) {
 TEST(PlanValidationTest, GraphOutputsAreEachProducedOnce) {
   const Plan p = pipeline();
   expect_error(load_edited(p, [](Json& j) {
-                 at(stage(j, 0), "graph_outputs") = Json(Json::Array{Json(0)});
+                 at(stage(j, 0), "graph_outputs") = Json::array({Json(0)});
                }),
                {"stages[1].graph_outputs[0]: 0 is listed twice"});
   expect_error(load_edited(p, [](Json& j) {
-                 at(stage(j, 1), "graph_outputs") = Json(Json::Array{Json(1)});
+                 at(stage(j, 1), "graph_outputs") = Json::array({Json(1)});
                }),
                {"no stage produces output 0"});
 }
@@ -313,11 +311,12 @@ TEST(PlanValidationTest, NamesAndModes) {
                {"schedule: 'zigzag' is not a pipeline schedule; use 'gpipe' or '1f1b'"});
   expect_error(load_edited(p, [](Json& j) { at(j, "cost_mode") = Json("fast"); }),
                {"cost_mode: 'fast'"});
-  expect_error(load_edited(p, [](Json& j) { at(j, "warnings").push(Json(3)); }),
+  expect_error(load_edited(p, [](Json& j) { at(j, "warnings").push_back(Json(3)); }),
                {"plan.warnings[0]: expected a string"});
   expect_error(load_edited(p, [](Json& j) {
                  Json& nodes = at(stage(j, 0), "nodes");
-                 nodes.push(nodes.as_array()[0]);
+                 Json first = nodes[0];
+                 nodes.push_back(first);
                }),
                {"is recorded twice"});
 }
