@@ -28,7 +28,7 @@ class CollectiveRecord:
     input: int = -1     # the node input it concerns (-1: outputs or statistics)
     # why it runs: reshard, partial_output, input_grad, parameter_grad,
     # synced_statistics, synced_statistic_grads, token_dispatch, token_combine
-    role: str = "reshard"
+    role: _C.CollectiveRole = _C.CollectiveRole.reshard
 
 
 class Stage:
@@ -114,7 +114,8 @@ class Stage:
 
     def collectives(self) -> List[CollectiveRecord]:
         return [CollectiveRecord(self.index, c["node"], c["kind"], tuple(c["axes"]),
-                                 c["bytes"], c["phase"], c["what"], c["input"], c["role"])
+                                 c["bytes"], c["phase"], c["what"], c["input"],
+                                 _C.CollectiveRole.__members__[c["role"]])
                 for c in self._doc["collectives"]]
 
 

@@ -23,6 +23,7 @@ __all__ = ["plan", "parse_bytes", "parse_mesh_shape"]
 
 _OPTIMIZER_STATE = {"adam": 2.0, "adamw": 2.0, "sgd": 0.0, "sgd_momentum": 1.0,
                     "adagrad": 1.0, "rmsprop": 1.0}
+_COST_MODES = {"seconds": _C.CostMode.seconds, "alpa": _C.CostMode.alpa}
 _UNITS = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -167,6 +168,16 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
     if progress is not None and method != "pipeshard":
         raise ValueError("progress reports the candidate stages of method='pipeshard'; "
                          "method='intra_op' solves one ILP and has none to report")
+    if cost_mode not in _COST_MODES:
+        raise ValueError(f"cost_mode must be 'seconds' (roofline compute + alpha-beta "
+                         f"communication) or 'alpa' (Alpa's conventions: no compute term, "
+                         f"mesh_alpha/mesh_beta per axis), got {cost_mode!r}")
+
+    def options(overrides, threads):
+        return _C.IntraOpOptions(memory_budget=float(budget), cost_mode=_COST_MODES[cost_mode],
+                                 pinned=overrides, optimizer_state_factor=_optimizer_factor(optimizer),
+                                 time_limit_s=float(time_limit_s), num_threads=int(threads))
+
     if method == "pipeshard":
         if mesh_alpha is not None or mesh_beta is not None:
             raise ValueError("mesh_alpha/mesh_beta set the links of one fixed mesh; for "
@@ -176,18 +187,28 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         meshes = [tuple(int(n) for n in m) for m in (stage_meshes or [])]
         if any(len(m) != 2 for m in meshes):
             raise ValueError(f"stage_meshes must be a list of (n0, n1) shapes, got {stage_meshes!r}")
-        result = _C.plan_pipeshard(
-            graph.graph, resolved.to_json(), budget, cost_mode, pinned,
-            _optimizer_factor(optimizer), float(time_limit_s), int(num_threads),
-            num_micro_batches, schedule, int(num_layers or 0), float(layer_eps),
-            list(layer_boundaries or []), meshes, max_num_stages, progress)
+        request = _C.PipeshardRequest(
+            options=options(pinned, 1),
+            clustering=_C.LayerClusteringOptions(num_layers=int(num_layers or 0),
+                                                 eps=float(layer_eps)),
+            layer_boundaries=list(layer_boundaries or []), stage_meshes=meshes,
+            num_micro_batches=num_micro_batches, schedule=schedule,
+            max_num_stages=max_num_stages, num_threads=int(num_threads))
+        result = _C.plan_pipeshard(graph.graph, resolved.to_json(), request, progress)
         return _with_capture_notes(Plan(result["plan_json"], result["solver"]), graph)
+    links = None
+    if mesh_alpha is not None or mesh_beta is not None:
+        alpha = [float(a) for a in (mesh_alpha or (1.0, 1.0))]
+        beta = [float(b) for b in (mesh_beta or (1.0, 1.0))]
+        if len(alpha) != 2 or len(beta) != 2:
+            raise ValueError(f"mesh_alpha and mesh_beta give one value per mesh axis (two), "
+                             f"got {mesh_alpha!r} and {mesh_beta!r}")
+        links = (_C.LinkSpec(alpha[0], beta[0]), _C.LinkSpec(alpha[1], beta[1]))
+
     def intra_op(overrides):
-        result = _C.plan_intra_op(
-            graph.graph, resolved.to_json(), list(shape), budget, cost_mode,
-            None if mesh_alpha is None else [float(a) for a in mesh_alpha],
-            None if mesh_beta is None else [float(b) for b in mesh_beta],
-            overrides, _optimizer_factor(optimizer), float(time_limit_s), int(num_threads))
+        request = _C.IntraOpRequest(mesh_shape=tuple(shape), options=options(overrides, num_threads),
+                                    axis_links=links)
+        result = _C.plan_intra_op(graph.graph, resolved.to_json(), request)
         return Plan(result["plan_json"], result["solver"])
     chosen = intra_op(pinned)
     if not (pinned or cost_mode != "seconds" or not compare_megatron):

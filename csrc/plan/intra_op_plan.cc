@@ -79,6 +79,11 @@ core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Clus
                                         intra_op::IntraOpResult* stats) {
   ALPA_RETURN_IF_ERROR(ir::verify_graph(graph));
   ALPA_ASSIGN_OR_RETURN(mesh::DeviceMesh mesh, mesh::DeviceMesh::create(cluster, request.mesh_shape));
+  if (request.axis_links && request.options.cost.mode != cost::CostOptions::Mode::kAlpa) {
+    return core::invalid_argument(
+        "per-axis links (mesh_alpha/mesh_beta) apply to cost mode 'alpa'; for cost mode "
+        "'seconds' describe the links in the cluster instead");
+  }
   if (request.axis_links) {
     mesh.set_axis_link(0, (*request.axis_links)[0]);
     mesh.set_axis_link(1, (*request.axis_links)[1]);

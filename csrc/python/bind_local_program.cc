@@ -53,6 +53,17 @@ void bind_spec(py::module_& m) {
       .value("slice", sharding::ReshardOp::kSlice)
       .value("all_to_all", sharding::ReshardOp::kAllToAll)
       .value("all_gather", sharding::ReshardOp::kAllGather);
+  // Named as the Plan JSON's "role" field names them.
+  py::enum_<sharding::CollectiveRole> roles(m, "CollectiveRole",
+                                            "Why a collective runs (sharding/collective.h).");
+  for (auto role : {sharding::CollectiveRole::kReshard, sharding::CollectiveRole::kPartialOutput,
+                    sharding::CollectiveRole::kInputGrad, sharding::CollectiveRole::kParameterGrad,
+                    sharding::CollectiveRole::kSyncedStatistics,
+                    sharding::CollectiveRole::kSyncedStatisticGrads,
+                    sharding::CollectiveRole::kTokenDispatch,
+                    sharding::CollectiveRole::kTokenCombine}) {
+    roles.value(sharding::collective_role_name(role), role);
+  }
   py::class_<sharding::ReshardStep>(m, "ReshardStep", "One resharding step over one mesh axis.")
       .def_readonly("op", &sharding::ReshardStep::op)
       .def_readonly("axis", &sharding::ReshardStep::axis)

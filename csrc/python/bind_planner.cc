@@ -1,8 +1,9 @@
 // This file implements the Python bindings of the planner: clusters and
 // presets, the intra-op planner, plans (JSON in and out, explain), and the
 // ILP as plain data so tests and benchmarks can solve problems without a
-// model. Options arrive as keyword arguments; plans leave as JSON text,
-// which alpa_torch.Plan wraps.
+// model. Options arrive as typed request classes (IntraOpRequest,
+// PipeshardRequest); plans leave as JSON text, which alpa_torch.Plan wraps.
+#include <fmt/format.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -34,54 +35,34 @@ mesh::Cluster cluster_from_json_text(const std::string& text) {
   return unwrap(mesh::Cluster::from_json(*j));
 }
 
-/// Intra-op options from the Python keyword arguments shared by the planners.
-intra_op::IntraOpOptions intra_op_options(double memory_budget, const std::string& cost_mode,
-                                          const std::map<std::string, std::string>& pinned,
-                                          double optimizer_state_factor, double time_limit_s,
-                                          int num_threads) {
-  intra_op::IntraOpOptions opt;
-  opt.memory_budget = memory_budget;
-  opt.time_limit_s = time_limit_s;
-  opt.num_threads = num_threads;
-  opt.cost.optimizer_state_factor = optimizer_state_factor;
-  if (cost_mode == "alpa") {
-    opt.cost.mode = cost::CostOptions::Mode::kAlpa;
-  } else if (cost_mode != "seconds") {
-    throw_if_error(core::invalid_argument(
-        "cost_mode must be 'seconds' (roofline compute + α-β communication) or 'alpa' "
-        "(Alpa's conventions: no compute term, mesh_alpha/mesh_beta per axis), got '" + cost_mode + "'"));
-  }
+/// The pinned specs and strategies of `options` as Python sees them: one
+/// dict, a value with '=' pins an op node's strategy ("RS0 = RR x S0R x S0"),
+/// any other value a parameter's or node's spec ("S0R").
+std::map<std::string, std::string> pinned_as_text(const intra_op::IntraOpOptions& options) {
+  std::map<std::string, std::string> out = options.pinned_strategies;
+  for (const auto& [name, spec] : options.pinned) out[name] = spec.to_string();
+  return out;
+}
+
+void set_pinned_from_text(intra_op::IntraOpOptions& options,
+                          const std::map<std::string, std::string>& pinned) {
+  std::map<std::string, sharding::ShardingSpec> specs;
+  std::map<std::string, std::string> strategies;
   for (const auto& [name, text] : pinned) {
     if (text.find('=') != std::string::npos) {  // an op node's strategy
-      opt.pinned_strategies[name] = text;
+      strategies[name] = text;
       continue;
     }
     auto spec = sharding::ShardingSpec::parse(text);
     if (!spec.ok()) throw_if_error(spec.status().with_context("plan_overrides['" + name + "']"));
-    opt.pinned[name] = *spec;
+    specs[name] = *spec;
   }
-  return opt;
+  options.pinned = std::move(specs);
+  options.pinned_strategies = std::move(strategies);
 }
 
 py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
-                       std::array<int64_t, 2> mesh_shape, double memory_budget,
-                       const std::string& cost_mode, std::optional<std::array<double, 2>> mesh_alpha,
-                       std::optional<std::array<double, 2>> mesh_beta,
-                       const std::map<std::string, std::string>& pinned,
-                       double optimizer_state_factor, double time_limit_s, int num_threads) {
-  plan::IntraOpRequest req;
-  req.mesh_shape = mesh_shape;
-  req.options = intra_op_options(memory_budget, cost_mode, pinned, optimizer_state_factor,
-                                 time_limit_s, num_threads);
-  if (cost_mode == "alpa") {
-    std::array<double, 2> a = mesh_alpha.value_or(std::array<double, 2>{1, 1});
-    std::array<double, 2> b = mesh_beta.value_or(std::array<double, 2>{1, 1});
-    req.axis_links = std::array<mesh::LinkSpec, 2>{mesh::LinkSpec{a[0], b[0]}, mesh::LinkSpec{a[1], b[1]}};
-  } else if (mesh_alpha || mesh_beta) {
-    throw_if_error(core::invalid_argument(
-        "mesh_alpha/mesh_beta apply to cost_mode='alpa'; for cost_mode='seconds' describe "
-        "the links in the cluster instead"));
-  }
+                       const plan::IntraOpRequest& req) {
   mesh::Cluster cluster = cluster_from_json_text(cluster_json);
   intra_op::IntraOpResult stats;
   plan::Plan p;
@@ -107,25 +88,7 @@ py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
 }
 
 py::dict plan_pipeshard(const ir::Graph& graph, const std::string& cluster_json,
-                        double memory_budget, const std::string& cost_mode,
-                        const std::map<std::string, std::string>& pinned,
-                        double optimizer_state_factor, double time_limit_s, int num_threads,
-                        int64_t num_micro_batches, const std::string& schedule,
-                        int64_t num_layers, double layer_eps,
-                        const std::vector<std::string>& layer_boundaries,
-                        const std::vector<std::array<int64_t, 2>>& stage_meshes,
-                        std::optional<int64_t> max_num_stages, py::object progress) {
-  plan::PipeshardRequest req;
-  req.options = intra_op_options(memory_budget, cost_mode, pinned, optimizer_state_factor,
-                                 time_limit_s, 1);
-  req.num_threads = num_threads;
-  req.num_micro_batches = num_micro_batches;
-  req.schedule = schedule;
-  req.clustering.num_layers = num_layers;
-  req.clustering.eps = layer_eps;
-  req.layer_boundaries = layer_boundaries;
-  req.stage_meshes = stage_meshes;
-  req.max_num_stages = max_num_stages;
+                        plan::PipeshardRequest req, py::object progress) {
   mesh::Cluster cluster = cluster_from_json_text(cluster_json);
   // progress(done, total) runs with the GIL held; a Python exception from it
   // stops the planner (ProgressStopped unwinds it) and is re-raised here.
@@ -188,7 +151,128 @@ py::dict plan_pipeshard(const ir::Graph& graph, const std::string& cluster_json,
 
 }  // namespace
 
+/// The planners' option types as Python classes with keyword constructors:
+/// `_C.IntraOpRequest(mesh_shape=(1, 4), options=_C.IntraOpOptions(...))`.
+static void bind_requests(py::module_& m) {
+  py::enum_<cost::CostOptions::Mode>(m, "CostMode",
+      "seconds: roofline compute + alpha-beta communication; alpa: Alpa's conventions "
+      "(no compute term, unit links unless IntraOpRequest.axis_links says otherwise)")
+      .value("seconds", cost::CostOptions::Mode::kSeconds)
+      .value("alpa", cost::CostOptions::Mode::kAlpa);
+
+  py::class_<mesh::LinkSpec>(m, "LinkSpec", "One link: latency alpha (s), beta (s per byte).")
+      .def(py::init([](double alpha, double beta) { return mesh::LinkSpec{alpha, beta}; }),
+           py::arg("alpha") = 0.0, py::arg("beta") = 0.0)
+      .def_readwrite("alpha", &mesh::LinkSpec::alpha)
+      .def_readwrite("beta", &mesh::LinkSpec::beta)
+      .def("__repr__", [](const mesh::LinkSpec& l) {
+        return fmt::format("LinkSpec(alpha={}, beta={})", l.alpha, l.beta);
+      });
+
+  py::class_<intra_op::IntraOpOptions>(m, "IntraOpOptions",
+      "Options of one intra-op ILP (intra_op/cost_graph.h).")
+      .def(py::init([](double memory_budget, cost::CostOptions::Mode cost_mode,
+                       const std::map<std::string, std::string>& pinned,
+                       double optimizer_state_factor, double time_limit_s, int num_threads) {
+             intra_op::IntraOpOptions o;
+             o.memory_budget = memory_budget;
+             o.cost.mode = cost_mode;
+             o.cost.optimizer_state_factor = optimizer_state_factor;
+             o.time_limit_s = time_limit_s;
+             o.num_threads = num_threads;
+             set_pinned_from_text(o, pinned);
+             return o;
+           }),
+           py::kw_only(), py::arg("memory_budget") = std::numeric_limits<double>::infinity(),
+           py::arg("cost_mode") = cost::CostOptions::Mode::kSeconds,
+           py::arg("pinned") = std::map<std::string, std::string>{},
+           py::arg("optimizer_state_factor") = 2.0, py::arg("time_limit_s") = 60.0,
+           py::arg("num_threads") = 1)
+      .def_readwrite("memory_budget", &intra_op::IntraOpOptions::memory_budget,
+                     "bytes per device; inf = no bound")
+      .def_property("cost_mode",
+          [](const intra_op::IntraOpOptions& o) { return o.cost.mode; },
+          [](intra_op::IntraOpOptions& o, cost::CostOptions::Mode mode) { o.cost.mode = mode; })
+      .def_property("optimizer_state_factor",
+          [](const intra_op::IntraOpOptions& o) { return o.cost.optimizer_state_factor; },
+          [](intra_op::IntraOpOptions& o, double f) { o.cost.optimizer_state_factor = f; },
+          "optimizer state per parameter byte (Adam: 2, momentum: 1, SGD: 0)")
+      .def_property("pinned", &pinned_as_text, &set_pinned_from_text,
+          "{name: spec}: a parameter's or node's spec ('S0R'), or with '=' an op node's "
+          "strategy ('RS0 = RR x S0R x S0')")
+      .def_readwrite("time_limit_s", &intra_op::IntraOpOptions::time_limit_s)
+      .def_readwrite("num_threads", &intra_op::IntraOpOptions::num_threads);
+
+  py::class_<plan::IntraOpRequest>(m, "IntraOpRequest",
+      "One intra-op plan: the logical mesh, the ILP's options, optional per-axis links "
+      "(Alpa's mesh_alpha/mesh_beta, cost mode alpa only).")
+      .def(py::init([](std::array<int64_t, 2> mesh_shape, const intra_op::IntraOpOptions& options,
+                       std::optional<std::array<mesh::LinkSpec, 2>> axis_links) {
+             plan::IntraOpRequest r;
+             r.mesh_shape = mesh_shape;
+             r.options = options;
+             r.axis_links = axis_links;
+             return r;
+           }),
+           py::kw_only(), py::arg("mesh_shape"),
+           py::arg("options") = intra_op::IntraOpOptions{}, py::arg("axis_links") = py::none())
+      .def_readwrite("mesh_shape", &plan::IntraOpRequest::mesh_shape)
+      .def_readwrite("options", &plan::IntraOpRequest::options)
+      .def_readwrite("axis_links", &plan::IntraOpRequest::axis_links);
+
+  py::class_<inter_op::LayerClusteringOptions>(m, "LayerClusteringOptions",
+      "Layer clustering (Alpa §5.1): num_layers (0 = automatic), FLOP imbalance eps.")
+      .def(py::init([](int64_t num_layers, double eps, int64_t max_auto_layers) {
+             return inter_op::LayerClusteringOptions{num_layers, eps, max_auto_layers};
+           }),
+           py::kw_only(), py::arg("num_layers") = 0, py::arg("eps") = 0.5,
+           py::arg("max_auto_layers") = 16)
+      .def_readwrite("num_layers", &inter_op::LayerClusteringOptions::num_layers)
+      .def_readwrite("eps", &inter_op::LayerClusteringOptions::eps)
+      .def_readwrite("max_auto_layers", &inter_op::LayerClusteringOptions::max_auto_layers);
+
+  py::class_<plan::PipeshardRequest>(m, "PipeshardRequest",
+      "One pipeshard plan (plan/pipeshard_plan.h): every stage's ILP options, layers, "
+      "manual stages, microbatches and schedule.")
+      .def(py::init([](const intra_op::IntraOpOptions& options,
+                       const inter_op::LayerClusteringOptions& clustering,
+                       std::vector<std::string> layer_boundaries,
+                       std::vector<std::array<int64_t, 2>> stage_meshes, int64_t num_micro_batches,
+                       std::string schedule, std::optional<int64_t> max_num_stages,
+                       int num_threads) {
+             plan::PipeshardRequest r;
+             r.options = options;
+             r.clustering = clustering;
+             r.layer_boundaries = std::move(layer_boundaries);
+             r.stage_meshes = std::move(stage_meshes);
+             r.num_micro_batches = num_micro_batches;
+             r.schedule = std::move(schedule);
+             r.max_num_stages = max_num_stages;
+             r.num_threads = num_threads;
+             return r;
+           }),
+           py::kw_only(), py::arg("options") = intra_op::IntraOpOptions{},
+           py::arg("clustering") = inter_op::LayerClusteringOptions{},
+           py::arg("layer_boundaries") = std::vector<std::string>{},
+           py::arg("stage_meshes") = std::vector<std::array<int64_t, 2>>{},
+           py::arg("num_micro_batches") = 1, py::arg("schedule") = "1f1b",
+           py::arg("max_num_stages") = py::none(), py::arg("num_threads") = 1)
+      .def_readwrite("options", &plan::PipeshardRequest::options)
+      .def_readwrite("clustering", &plan::PipeshardRequest::clustering)
+      .def_readwrite("layer_boundaries", &plan::PipeshardRequest::layer_boundaries)
+      .def_readwrite("stage_meshes", &plan::PipeshardRequest::stage_meshes)
+      .def_readwrite("num_micro_batches", &plan::PipeshardRequest::num_micro_batches)
+      .def_readwrite("schedule", &plan::PipeshardRequest::schedule)
+      .def_readwrite("max_num_stages", &plan::PipeshardRequest::max_num_stages)
+      .def_readwrite("num_threads", &plan::PipeshardRequest::num_threads,
+                     "candidate stage ILPs solved at once")
+      .def_readwrite("imbalance_tolerance", &plan::PipeshardRequest::imbalance_tolerance)
+      .def_readwrite("skip_idle_mesh_axes", &plan::PipeshardRequest::skip_idle_mesh_axes)
+      .def_readwrite("exact_span_layers", &plan::PipeshardRequest::exact_span_layers);
+}
+
 void bind_planner(py::module_& m) {
+  bind_requests(m);
   m.def("cluster_preset", [](const std::string& name, int64_t hosts, int64_t per_host) {
     return core::dump_json(unwrap(mesh::cluster_preset(name, hosts, per_host)).to_json());
   }, py::arg("name"), py::arg("num_hosts"), py::arg("devices_per_host"),
@@ -198,18 +282,13 @@ void bind_planner(py::module_& m) {
     return core::dump_json(cluster_from_json_text(text).to_json());
   });
   m.def("plan_intra_op", &plan_intra_op, py::arg("graph"), py::arg("cluster_json"),
-        py::arg("mesh_shape"), py::arg("memory_budget"), py::arg("cost_mode"),
-        py::arg("mesh_alpha"), py::arg("mesh_beta"), py::arg("pinned"),
-        py::arg("optimizer_state_factor"), py::arg("time_limit_s"), py::arg("num_threads"));
+        py::arg("request"),
+        "Intra-op plan of `graph` on request.mesh_shape: {'plan_json': str, 'solver': dict}.");
   m.def("plan_pipeshard", &plan_pipeshard, py::arg("graph"), py::arg("cluster_json"),
-        py::arg("memory_budget"), py::arg("cost_mode"), py::arg("pinned"),
-        py::arg("optimizer_state_factor"), py::arg("time_limit_s"), py::arg("num_threads"),
-        py::arg("num_micro_batches"), py::arg("schedule"), py::arg("num_layers"),
-        py::arg("layer_eps"), py::arg("layer_boundaries"), py::arg("stage_meshes"),
-        py::arg("max_num_stages"), py::arg("progress") = py::none(),
-        "Pipeshard plan; progress(done, total), when given, is called after each distinct "
-        "candidate ILP is solved (with the GIL held); an exception from it stops planning "
-        "and propagates.");
+        py::arg("request"), py::arg("progress") = py::none(),
+        "Pipeshard plan: {'plan_json': str, 'solver': dict}; progress(done, total), when "
+        "given, is called after each distinct candidate ILP is solved (with the GIL held); "
+        "an exception from it stops planning and propagates.");
   m.def("plan_explain", [](const std::string& text) {
     return unwrap(plan::Plan::parse(text)).explain();
   });
