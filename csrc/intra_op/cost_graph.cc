@@ -96,6 +96,17 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
     nc.strategies = sharding::placeholder_strategies(n, mesh_, block_hints_);
     auto pin = options.pinned.find(n.kind == ir::NodeKind::kParameter ? n.target : n.name);
     if (pin == options.pinned.end()) pin = options.pinned.find(n.name);
+    if (pin == options.pinned.end() && n.kind == ir::NodeKind::kBuffer) {
+      // Buffers are held whole. Their readers may update them in place
+      // (BatchNorm's running statistics): a reader's layout is then a view
+      // of the whole buffer, whose pieces the runtime gathers back
+      // (LocalProgram::buffer_views), while a buffer held sharded would be
+      // resliced into a copy and the update lost. Buffers are small
+      // (statistics, masks, counters), so replicating them costs little.
+      nc.strategies.erase(std::remove_if(nc.strategies.begin(), nc.strategies.end(),
+                                         [](const Strategy& s) { return !s.outputs[0].is_replicated(); }),
+                          nc.strategies.end());
+    }
     if (pin != options.pinned.end()) {
       core::Status ok = pin->second.check(n.outputs[0].shape, mesh_);
       if (!ok.ok()) {

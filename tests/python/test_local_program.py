@@ -110,3 +110,18 @@ def test_pipeline_stages_run_what_their_programs_list(name, meshes):
         assert program.sends or k == len(meshes) - 1
         assert program.received or k == 0
         _check_stage(captured, plan, k)
+
+
+def test_buffers_are_held_whole_so_in_place_updates_land():
+    # wide_resnet on (2, 2) once held a BatchNorm running_var as S0 and read
+    # it as S01 through a slice (a copy): the in-place update was lost.
+    from examples.models import wide_resnet, wide_resnet_example_inputs
+    captured = alpa_torch.capture(wide_resnet(), wide_resnet_example_inputs())
+    plan = alpa_torch.plan(captured, mesh_shape=(2, 2), cost_mode="alpa")
+    program = _C.build_local_program(captured.graph, plan.to_json(), 0)
+    buffers = [line.split() for line in str(program).splitlines() if line.startswith("buffer ")]
+    assert buffers, str(program)
+    for fields in buffers:  # buffer %name "fqn" dtype[shape] SPEC local [...]
+        assert fields[4] in ("R", "RR", "RRR", "RRRR", "-"), fields
+    viewed = {v.buffer for v in program.buffer_views}
+    assert "b_blocks_0_bn1_running_var" in viewed and "b_blocks_0_bn1_running_mean" in viewed
