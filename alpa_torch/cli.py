@@ -133,6 +133,9 @@ def _add_plan_parser(sub) -> None:
     p.add_argument("--optimizer", default="adam", help="whose state counts toward memory")
     p.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS",
                    help="ILP time limit per solve")
+    p.add_argument("--memory-gap", type=float, default=0.005, metavar="FRACTION",
+                   help="a memory-bound ILP stops once its plan is proven within this fraction "
+                        "of the optimum (0: exact)")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="solver threads / candidate stages solved at once")
     p.add_argument("-o", "--output", metavar="PLAN.json", help="write the plan here "
@@ -389,6 +392,7 @@ def _plan_options(args, cluster, mesh) -> Dict[str, Any]:
             else args.memory_budget
     options = dict(cluster=cluster, memory_budget=budget, method=args.method,
                    optimizer=args.optimizer, time_limit_s=args.time_limit,
+                   memory_gap=args.memory_gap,
                    num_threads=args.threads)
     if args.method == "intra_op":
         options["mesh_shape"] = mesh

@@ -57,7 +57,7 @@ def _dump(problem: Dict[str, Any]) -> str:
                          f"forbidden): {e}") from None
 
 
-def _check_options(time_limit_s: Any, num_threads: Any) -> None:
+def _check_options(time_limit_s: Any, num_threads: Any, memory_gap: Any = 0.0) -> None:
     if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, (int, float)) or \
             not time_limit_s > 0:
         raise ValueError(f"time_limit_s must be a number of seconds > 0, got {time_limit_s!r}")
@@ -65,21 +65,29 @@ def _check_options(time_limit_s: Any, num_threads: Any) -> None:
             not 1 <= num_threads <= _MAX_THREADS:
         raise ValueError(f"num_threads must be an int in [1, {_MAX_THREADS}], got "
                          f"{num_threads!r}")
+    if isinstance(memory_gap, bool) or not isinstance(memory_gap, (int, float)) or \
+            not 0 <= memory_gap < 1:
+        raise ValueError(f"memory_gap must be a fraction in [0, 1), got {memory_gap!r}")
 
 
 def solve(problem: Dict[str, Any], *, time_limit_s: float = 60.0,
-          num_threads: int = 1) -> Dict[str, Any]:
+          num_threads: int = 1, memory_gap: float = 0.0) -> Dict[str, Any]:
     """Optimal strategy per node: {"choice", "objective", "memory_peak",
-    "status", "solve_seconds"}. Raises PlanInfeasibleError when no choice
+    "lower_bound", "status", "solve_seconds"}. Raises PlanInfeasibleError when no choice
     fits, ValueError for a malformed problem (costs are seconds >= 0 or
     math.inf, memory bytes >= 0).
 
     "optimal" holds to about 1e-8 of the objective whatever the range of
     the costs, and the choice always fits the budget exactly
     (``evaluate(problem, choice)["memory_ok"]``). Safe to call from several
-    threads: CBC solves run one at a time, and CBC prints nothing."""
-    _check_options(time_limit_s, num_threads)
-    return dict(_C.solve_ilp(_dump(problem), float(time_limit_s), int(num_threads)))
+    threads: CBC solves run one at a time, and CBC prints nothing.
+
+    `memory_gap` > 0 lets a memory-bound problem stop once its plan is
+    proven within that fraction of the optimum: status "within-gap", and
+    no plan is cheaper than "lower_bound" seconds."""
+    _check_options(time_limit_s, num_threads, memory_gap)
+    return dict(_C.solve_ilp(_dump(problem), float(time_limit_s), int(num_threads),
+                             float(memory_gap)))
 
 
 def evaluate(problem: Dict[str, Any], choice: Sequence[int]) -> Dict[str, Any]:

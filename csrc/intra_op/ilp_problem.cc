@@ -280,6 +280,7 @@ const char* ilp_solve_status_name(IlpSolveStatus status) {
   switch (status) {
     case IlpSolveStatus::kOptimal: return "optimal";
     case IlpSolveStatus::kTimeLimitFeasible: return "time-limit-feasible";
+    case IlpSolveStatus::kWithinGap: return "within-gap";
   }
   return "?";
 }

@@ -86,8 +86,9 @@ struct IlpProblem {
 
 /// How the solver ended.
 enum class IlpSolveStatus {
-  kOptimal,           // proven optimal (or trivial: nothing to choose)
-  kTimeLimitFeasible  // time limit hit; best plan found so far
+  kOptimal,            // proven optimal (or trivial: nothing to choose)
+  kTimeLimitFeasible,  // time limit hit; best plan found so far
+  kWithinGap           // proven within IlpOptions.memory_gap of the optimum
 };
 
 const char* ilp_solve_status_name(IlpSolveStatus status);
@@ -99,6 +100,10 @@ struct IlpSolution {
   double objective = 0.0;
   /// Bytes per device at the busiest time point (0 without memory terms).
   double memory_peak = 0.0;
+  /// Seconds: no plan is cheaper than this (the objective when optimal;
+  /// below it by the proven gap when kWithinGap; 0 when unknown, after a
+  /// time limit).
+  double lower_bound = 0.0;
   IlpSolveStatus status = IlpSolveStatus::kOptimal;
   /// Wall-clock seconds spent in solve_ilp (presolve + CBC).
   double solve_seconds = 0.0;

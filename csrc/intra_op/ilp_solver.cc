@@ -32,6 +32,15 @@
 //    its violated time point and the search runs again. Every plan returned
 //    fits the budget exactly.
 //
+// Memory-bound problems (a memory row can bind) start warm: the model
+// without its memory rows is solved first (its LP is almost always
+// integral, so this is fast); if that plan fits the budget it is optimal,
+// else ilp_heuristic.h fits it to the budget and CBC starts from the result
+// as its incumbent. Their LP bound sits a few tenths of a percent below the
+// optimum (a knapsack over near-equal layers), so closing that gap exactly
+// can take minutes; IlpOptions.memory_gap lets CBC stop once the incumbent
+// is proven within that fraction (status kWithinGap, lower_bound reported).
+//
 // CBC's solver entry (CbcMain1) keeps process-wide state and is not
 // reentrant: every CBC call in the process runs under one lock, with CBC's
 // output off.
@@ -53,6 +62,7 @@
 
 #include "core/check.h"
 #include "intra_op/evaluator.h"
+#include "intra_op/ilp_heuristic.h"
 #include "intra_op/ilp_presolve.h"
 
 namespace alpa::intra_op {
@@ -85,6 +95,11 @@ constexpr int kMaxCutRounds = 64;
 // a double's range allows fewer than 100.
 constexpr int kMaxScaleRounds = 128;
 constexpr double kMaxCbcSeconds = 1e8;
+// A start plan's cutoff is this fraction above its objective (CBC keeps the
+// start only when it is below the cutoff).
+constexpr double kStartCutoffSlack = 1e-7;
+// A proven bound this close to the plan (relative) makes the plan optimal.
+constexpr double kOptimalGap = 1e-8;
 
 std::mutex& cbc_mutex() {
   static std::mutex mu;
@@ -252,7 +267,8 @@ struct CbcDeleter {
 };
 using CbcPtr = std::unique_ptr<Cbc_Model, CbcDeleter>;
 
-CbcPtr load_cbc_model(const CbcModelData& data, const IlpOptions& options, double seconds) {
+CbcPtr load_cbc_model(const CbcModelData& data, const IlpOptions& options, double seconds,
+                      double fraction_gap) {
   std::vector<CoinBigIndex> start{0};
   std::vector<int> index;
   std::vector<double> value;
@@ -276,7 +292,7 @@ CbcPtr load_cbc_model(const CbcModelData& data, const IlpOptions& options, doubl
   Cbc_setLogLevel(model.get(), options.verbose ? 1 : 0);
   Cbc_setMaximumSeconds(model.get(), seconds);
   Cbc_setAllowableGap(model.get(), kCbcGap);
-  Cbc_setAllowableFractionGap(model.get(), kCbcGap);
+  Cbc_setAllowableFractionGap(model.get(), std::max(kCbcGap, fraction_gap));
   Cbc_setParameter(model.get(), "increment", fmt::format("{}", kCbcGap).c_str());
   // Two CBC 2.10.8 defaults fail the brute-force cross-check: CglPreProcess
   // can return a suboptimal plan when it reduces the model to nothing
@@ -320,17 +336,40 @@ std::vector<StrategyIdx> read_choice(const Presolved& ps, const CbcModelData& da
 
 /// One CBC run: whether it finished its search, and the plan it found.
 struct CbcOutcome {
-  bool proven = false;  // optimal, or no plan below the cutoff
+  bool proven = false;  // optimal (within the gap asked for), or no plan below the cutoff
   bool exact = false;   // optimal without tolerances (no CBC involved)
   std::optional<std::vector<StrategyIdx>> choice;
+  double bound = 0.0;   // CBC's proven lower bound, in model units (when proven)
 };
 
+/// What one CBC run is asked: its limits and the plan it starts from.
+struct CbcRun {
+  double seconds = 0.0;
+  double fraction_gap = 0.0;
+  std::optional<double> cutoff;                    // model units
+  const std::vector<StrategyIdx>* start = nullptr;  // CBC's first incumbent
+};
+
+// The start plan as values of every integer column (s_ik).
+void set_start(Cbc_Model* model, const CbcModelData& data, const std::vector<StrategyIdx>& start) {
+  std::vector<int> cols;
+  std::vector<double> values;
+  for (size_t i = 0; i < data.node_cols.size(); ++i) {
+    for (size_t k = 0; k < data.node_cols[i].size(); ++k) {
+      if (data.node_cols[i][k] == kNoColumn) continue;
+      cols.push_back(data.node_cols[i][k]);
+      values.push_back(static_cast<StrategyIdx>(k) == start[i] ? 1.0 : 0.0);
+    }
+  }
+  Cbc_setMIPStartI(model, static_cast<int>(cols.size()), cols.data(), values.data());
+}
+
 StatusOr<CbcOutcome> run_cbc(const Presolved& ps, const CbcModelData& data,
-                             const IlpOptions& options, double seconds,
-                             std::optional<double> cutoff) {
+                             const IlpOptions& options, const CbcRun& run) {
   std::lock_guard<std::mutex> lock(cbc_mutex());
-  CbcPtr model = load_cbc_model(data, options, seconds);
-  if (cutoff) Cbc_setCutoff(model.get(), *cutoff);
+  CbcPtr model = load_cbc_model(data, options, run.seconds, run.fraction_gap);
+  if (run.cutoff) Cbc_setCutoff(model.get(), *run.cutoff);
+  if (run.start != nullptr) set_start(model.get(), data, *run.start);
   Cbc_solve(model.get());
   const double* best = Cbc_bestSolution(model.get());
   CbcOutcome out;
@@ -346,6 +385,7 @@ StatusOr<CbcOutcome> run_cbc(const Presolved& ps, const CbcModelData& data,
         Cbc_status(model.get()), Cbc_secondaryStatus(model.get())));
   }
   if (best != nullptr) out.choice = read_choice(ps, data, best);
+  if (out.proven) out.bound = Cbc_getBestPossibleObjValue(model.get());
   return out;
 }
 
@@ -391,12 +431,22 @@ class Search {
   Status run(IlpSolution& solution);
 
  private:
+  bool memory_bound() const { return !pre_.rows.empty(); }
+  double seconds_left() const {
+    return options_.time_limit_s - std::chrono::duration<double>(Clock::now() - start_).count();
+  }
   ModelScale next_scale() const;
+  // Memory-bound problems: solves the model without its memory rows and
+  // fits that plan to the budget (ilp_heuristic.h), the first incumbent.
+  // True when the unbounded optimum fits the budget: then it is optimal.
+  StatusOr<bool> warm_start();
   // Solves the current model once (no plan, not proven, when out of time).
   StatusOr<CbcOutcome> solve_once(const ModelScale& ms, IlpSolution& solution);
   // Takes `choice` as the incumbent if it fits the budget and is cheaper;
   // else (over the budget) adds cuts. False when it added cuts.
   StatusOr<bool> offer(const std::vector<StrategyIdx>& choice);
+  // Takes a plan that fits the budget (checked) as the incumbent if cheaper.
+  StatusOr<bool> take_if_fits(const std::vector<StrategyIdx>& choice);
 
   const IlpProblem& problem_;
   const detail::PresolveResult& pre_;
@@ -405,7 +455,8 @@ class Search {
   std::vector<Cut> cuts_;
   int cut_rounds_ = 0;
   std::optional<std::vector<StrategyIdx>> incumbent_;
-  double upper_ = kInfinity;  // model objective of the incumbent
+  double upper_ = kInfinity;  // model objective of the incumbent, seconds
+  double lower_ = 0.0;        // proven lower bound on the model objective, seconds
 };
 
 ModelScale Search::next_scale() const {
@@ -428,19 +479,55 @@ ModelScale Search::next_scale() const {
   return ms;
 }
 
+StatusOr<bool> Search::take_if_fits(const std::vector<StrategyIdx>& choice) {
+  ALPA_ASSIGN_OR_RETURN(IlpEvaluation eval, evaluate(problem_, choice));
+  if (!eval.feasible()) return false;
+  double z = detail::model_objective(pre_.ps, choice);
+  if (!incumbent_ || z < upper_) {
+    incumbent_ = choice;
+    upper_ = z;
+  }
+  return true;
+}
+
+StatusOr<bool> Search::warm_start() {
+  if (!memory_bound() || seconds_left() <= 0.0) return false;
+  ModelScale ms = next_scale();
+  CbcModelData data = build_model(pre_.ps, {}, {}, ms);
+  CbcRun run;
+  run.seconds = std::min(seconds_left(), kMaxCbcSeconds);
+  ALPA_ASSIGN_OR_RETURN(CbcOutcome outcome, run_cbc(pre_.ps, data, options_, run));
+  if (!outcome.choice) return false;  // out of time, or no plan at all: the full search says
+  ALPA_ASSIGN_OR_RETURN(bool fits, take_if_fits(*outcome.choice));
+  if (fits) {
+    bool trusted = outcome.proven && (upper_ <= 0.0 || ms.scale <= kTrustedScale * upper_);
+    if (trusted) lower_ = upper_;
+    return trusted;
+  }
+  std::optional<std::vector<StrategyIdx>> fitted =
+      detail::fit_to_budget(problem_, pre_.ps, *outcome.choice);
+  if (fitted) ALPA_RETURN_IF_ERROR(take_if_fits(*fitted).status());
+  return false;
+}
+
 StatusOr<CbcOutcome> Search::solve_once(const ModelScale& ms, IlpSolution& solution) {
   if (pre_.ps.edges.empty() && pre_.rows.empty() && cuts_.empty()) {
-    return CbcOutcome{true, true, choose_independently(pre_.ps)};
+    return CbcOutcome{true, true, choose_independently(pre_.ps), 0.0};
   }
   CbcModelData data = build_model(pre_.ps, pre_.rows, cuts_, ms);
   solution.num_variables = static_cast<int64_t>(data.columns.size());
   solution.num_constraints = static_cast<int64_t>(data.row_lb.size());
-  double left = options_.time_limit_s -
-                std::chrono::duration<double>(Clock::now() - start_).count();
-  if (left <= 0.0) return CbcOutcome{};
-  std::optional<double> cutoff;
-  if (incumbent_) cutoff = upper_ / ms.scale;
-  return run_cbc(pre_.ps, data, options_, std::min(left, kMaxCbcSeconds), cutoff);
+  if (seconds_left() <= 0.0) return CbcOutcome{};
+  CbcRun run;
+  run.seconds = std::min(seconds_left(), kMaxCbcSeconds);
+  if (memory_bound()) run.fraction_gap = options_.memory_gap;
+  if (incumbent_) {
+    // CBC starts from the incumbent and looks for cheaper plans; the
+    // cutoff sits just above it so that CBC keeps the start itself.
+    run.start = &*incumbent_;
+    run.cutoff = upper_ / ms.scale * (1.0 + kStartCutoffSlack) + kCbcGap;
+  }
+  return run_cbc(pre_.ps, data, options_, run);
 }
 
 StatusOr<bool> Search::offer(const std::vector<StrategyIdx>& choice) {
@@ -455,16 +542,13 @@ StatusOr<bool> Search::offer(const std::vector<StrategyIdx>& choice) {
     cuts_.insert(cuts_.end(), more.begin(), more.end());
     return false;
   }
-  double z = detail::model_objective(pre_.ps, choice);
-  if (!incumbent_ || z < upper_) {
-    incumbent_ = choice;
-    upper_ = z;
-  }
-  return true;
+  return take_if_fits(choice);
 }
 
 Status Search::run(IlpSolution& solution) {
-  for (int round = 0;; ++round) {
+  ALPA_ASSIGN_OR_RETURN(bool unbounded_fits, warm_start());
+  solution.status = IlpSolveStatus::kOptimal;
+  for (int round = 0; !unbounded_fits; ++round) {
     ALPA_CHECK(round < kMaxScaleRounds + kMaxCutRounds, "ILP search did not settle");
     ModelScale ms = next_scale();
     ALPA_ASSIGN_OR_RETURN(CbcOutcome outcome, solve_once(ms, solution));
@@ -479,6 +563,7 @@ Status Search::run(IlpSolution& solution) {
             "time_limit_s or the memory budget", options_.time_limit_s));
       }
       solution.status = IlpSolveStatus::kTimeLimitFeasible;
+      lower_ = -kInfinity;
       break;
     }
     if (!incumbent_) {
@@ -487,12 +572,14 @@ Status Search::run(IlpSolution& solution) {
           "needs a forbidden (+inf) resharding or exceeds the memory budget at "
           "some time point; raise the budget or use more devices");
     }
+    lower_ = outcome.exact ? upper_ : std::min(upper_, outcome.bound * ms.scale);
     if (outcome.exact || upper_ <= 0.0 || ms.scale <= kTrustedScale * upper_) {
-      solution.status = IlpSolveStatus::kOptimal;
+      if (lower_ < upper_ * (1.0 - kOptimalGap)) solution.status = IlpSolveStatus::kWithinGap;
       break;
     }
   }
   solution.choice = *incumbent_;
+  solution.lower_bound = lower_ - upper_;  // relative to the objective; made absolute later
   return core::ok_status();
 }
 
@@ -506,6 +593,10 @@ Status check_options(const IlpOptions& options) {
         "IlpOptions.num_threads is {}; it must be in [1, {}]", options.num_threads,
         kMaxIlpThreads));
   }
+  if (!(options.memory_gap >= 0.0 && options.memory_gap < 1.0)) {
+    return core::invalid_argument(fmt::format(
+        "IlpOptions.memory_gap is {}; it must be a fraction in [0, 1)", options.memory_gap));
+  }
   return core::ok_status();
 }
 
@@ -516,6 +607,12 @@ Status fill_from_evaluation(const IlpProblem& problem, IlpSolution& solution) {
   ALPA_CHECK(eval.memory_ok, "solver plan exceeds the memory budget: {}", eval.to_string());
   solution.objective = eval.objective;
   solution.memory_peak = eval.memory_peak;
+  // run() left the bound relative to the objective (the model leaves out
+  // fixed nodes' costs): objective − (incumbent − bound), ≥ 0.
+  solution.lower_bound = std::isfinite(solution.lower_bound)
+                             ? std::max(0.0, std::min(eval.objective,
+                                                      eval.objective + solution.lower_bound))
+                             : 0.0;
   return core::ok_status();
 }
 

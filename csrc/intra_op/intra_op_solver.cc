@@ -23,6 +23,7 @@ core::StatusOr<IntraOpResult> solve_intra_op(const CostGraph& cg, const IntraOpO
   IlpOptions ilp;
   ilp.time_limit_s = options.time_limit_s;
   ilp.num_threads = options.num_threads;
+  ilp.memory_gap = options.memory_gap;
   ALPA_ASSIGN_OR_RETURN(IlpSolution sol, solve_ilp(problem, ilp));
   ALPA_ASSIGN_OR_RETURN(IlpEvaluation check, evaluate(problem, sol.choice));
   r.solve_seconds = sol.solve_seconds;

@@ -173,13 +173,15 @@ static void bind_requests(py::module_& m) {
       "Options of one intra-op ILP (intra_op/cost_graph.h).")
       .def(py::init([](double memory_budget, cost::CostOptions::Mode cost_mode,
                        const std::map<std::string, std::string>& pinned,
-                       double optimizer_state_factor, double time_limit_s, int num_threads) {
+                       double optimizer_state_factor, double time_limit_s, int num_threads,
+                       double memory_gap) {
              intra_op::IntraOpOptions o;
              o.memory_budget = memory_budget;
              o.cost.mode = cost_mode;
              o.cost.optimizer_state_factor = optimizer_state_factor;
              o.time_limit_s = time_limit_s;
              o.num_threads = num_threads;
+             o.memory_gap = memory_gap;
              set_pinned_from_text(o, pinned);
              return o;
            }),
@@ -187,7 +189,7 @@ static void bind_requests(py::module_& m) {
            py::arg("cost_mode") = cost::CostOptions::Mode::kSeconds,
            py::arg("pinned") = std::map<std::string, std::string>{},
            py::arg("optimizer_state_factor") = 2.0, py::arg("time_limit_s") = 60.0,
-           py::arg("num_threads") = 1)
+           py::arg("num_threads") = 1, py::arg("memory_gap") = intra_op::IntraOpOptions{}.memory_gap)
       .def_readwrite("memory_budget", &intra_op::IntraOpOptions::memory_budget,
                      "bytes per device; inf = no bound")
       .def_property("cost_mode",
@@ -201,7 +203,9 @@ static void bind_requests(py::module_& m) {
           "{name: spec}: a parameter's or node's spec ('S0R'), or with '=' an op node's "
           "strategy ('RS0 = RR x S0R x S0')")
       .def_readwrite("time_limit_s", &intra_op::IntraOpOptions::time_limit_s)
-      .def_readwrite("num_threads", &intra_op::IntraOpOptions::num_threads);
+      .def_readwrite("num_threads", &intra_op::IntraOpOptions::num_threads)
+      .def_readwrite("memory_gap", &intra_op::IntraOpOptions::memory_gap,
+                     "memory-bound ILPs stop within this fraction of the optimum");
 
   py::class_<plan::IntraOpRequest>(m, "IntraOpRequest",
       "One intra-op plan: the logical mesh, the ILP's options, optional per-axis links "
@@ -362,13 +366,15 @@ void bind_planner(py::module_& m) {
     mesh::DeviceMesh mesh = unwrap(mesh::DeviceMesh::create(cluster, mesh_shape));
     return unwrap(unwrap(sharding::ShardingSpec::parse(spec)).local_shape(shape, mesh));
   }, "Shape of one device's piece of a tensor laid out as `spec`.");
-  m.def("solve_ilp", [](const std::string& problem_json, double time_limit_s, int num_threads) {
+  m.def("solve_ilp", [](const std::string& problem_json, double time_limit_s, int num_threads,
+                        double memory_gap) {
     auto problem = intra_op::IlpProblem::from_string(problem_json);
     throw_if_error(problem.status());
     throw_if_error(problem->validate());
     intra_op::IlpOptions options;
     options.time_limit_s = time_limit_s;
     options.num_threads = num_threads;
+    options.memory_gap = memory_gap;
     core::StatusOr<intra_op::IlpSolution> sol = core::internal_error("unset");
     {
       py::gil_scoped_release release;
@@ -379,10 +385,12 @@ void bind_planner(py::module_& m) {
     out["choice"] = sol->choice;
     out["objective"] = sol->objective;
     out["memory_peak"] = sol->memory_peak;
+    out["lower_bound"] = sol->lower_bound;
     out["status"] = intra_op::ilp_solve_status_name(sol->status);
     out["solve_seconds"] = sol->solve_seconds;
     return out;
   }, py::arg("problem_json"), py::arg("time_limit_s") = 60.0, py::arg("num_threads") = 1,
+     py::arg("memory_gap") = 0.0,
      "Solve an IlpProblem given as JSON (see intra_op/ilp_problem.h).");
   m.def("evaluate_ilp", [](const std::string& problem_json, const std::vector<int64_t>& choice) {
     auto problem = intra_op::IlpProblem::from_string(problem_json);

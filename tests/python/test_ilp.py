@@ -97,6 +97,22 @@ def test_wide_cost_range_is_optimal():
         assert got["objective"] == pytest.approx(best, rel=1e-8, abs=0), problem
 
 
+def test_memory_gap_stops_within_the_gap_with_a_lower_bound():
+    # Two-choice knapsack, 10 nodes of (cost 0, 10 bytes) or (cost 1 + i/100, 1
+    # byte): the LP relaxation splits a node, so the bound is below the optimum.
+    n = 10
+    problem = {"node_costs": [[0.0, 1 + i / 100] for i in range(n)],
+               "node_memory": [[10.0, 1.0] for _ in range(n)],
+               "liveness": [list(range(n))], "memory_budget": 55.5}
+    exact = ilp.solve(problem)
+    best = ilp.evaluate(problem, ilp.brute_force(problem))["objective"]
+    assert exact["status"] == "optimal" and exact["objective"] == pytest.approx(best, rel=1e-9)
+    loose = ilp.solve(problem, memory_gap=0.5)
+    assert loose["lower_bound"] <= best + 1e-9 <= loose["objective"] + 2e-9
+    assert loose["objective"] <= best * 1.5
+    assert loose["status"] in ("optimal", "within-gap")
+
+
 def test_memory_entry_far_above_budget_is_forbidden_not_an_abort():
     # Issue 11 #5: 1e16 bytes against a 4.6-byte budget aborted the
     # interpreter on a CBC assertion (CglZeroHalf).
@@ -150,8 +166,9 @@ def test_malformed_problem_is_a_value_error(problem, message):
 def test_bad_options_and_choices_are_value_errors():
     problem = {"node_costs": [[1, 2]]}
     for kwargs in [dict(time_limit_s=0), dict(time_limit_s="1"), dict(time_limit_s=math.nan),
-                   dict(num_threads=0), dict(num_threads=2**40), dict(num_threads=1.5)]:
-        with pytest.raises(ValueError, match="time_limit_s|num_threads"):
+                   dict(num_threads=0), dict(num_threads=2**40), dict(num_threads=1.5),
+                   dict(memory_gap=1), dict(memory_gap=-0.1), dict(memory_gap=True)]:
+        with pytest.raises(ValueError, match="time_limit_s|num_threads|memory_gap"):
             ilp.solve(problem, **kwargs)
     for choice in [[5], [True], [2**70], None, [1.0], [[0]]]:
         with pytest.raises(ValueError, match="choice"):

@@ -178,6 +178,8 @@ def test_bad_arguments():
         alpa_torch.plan(MLP(8), (torch.randn(8, 8),), mesh_shape=(1, 2), memory_budget="lots")
     with pytest.raises(ValueError, match="unknown optimizer"):
         alpa_torch.plan(MLP(8), (torch.randn(8, 8),), mesh_shape=(1, 2), optimizer="lion9")
+    with pytest.raises(ValueError, match=r"memory_gap must be a fraction in \[0, 1\)"):
+        alpa_torch.plan(MLP(8), (torch.randn(8, 8),), mesh_shape=(1, 2), memory_gap=2)
 
 
 def test_planning_a_saved_graph(tmp_path):

@@ -185,6 +185,10 @@ TEST(IlpSolverTest, RejectsInvalidProblemAndOptions) {
   options = {};
   options.num_threads = 0;
   EXPECT_EQ(solve_ilp(p, options).status().code(), core::StatusCode::kInvalidArgument);
+  options = {};
+  options.memory_gap = 1;
+  EXPECT_EQ(solve_ilp(p, options).status().message(),
+            "IlpOptions.memory_gap is 1; it must be a fraction in [0, 1)");
 }
 
 TEST(IlpSolverTest, ParallelAndReversedEdgesAreSummed) {
@@ -351,6 +355,45 @@ TEST(IlpSolverTest, MatchesBruteForceOnRandomGraphs) {
   EXPECT_GT(feasible, 150);
   EXPECT_LT(feasible, 300);
   EXPECT_GT(with_memory, 60);
+}
+
+TEST(IlpSolverTest, MemoryGapBoundsTheObjectiveOnRandomGraphs) {
+  // With a gap, a memory-bound plan is within it of brute force's optimum
+  // and the reported lower bound is below that optimum.
+  std::mt19937 rng(20261208);
+  int within_gap = 0, feasible = 0;
+  IlpOptions options;
+  options.memory_gap = 0.25;
+  for (int trial = 0; trial < 300; ++trial) {
+    IlpProblem p = random_problem(rng);
+    if (!p.has_memory()) continue;
+    SCOPED_TRACE(testing::Message() << "trial " << trial << ": " << p.to_string());
+    BruteForce expected = brute_force(p);
+    auto solution = solve_ilp(p, options);
+    if (!expected.feasible) {
+      EXPECT_EQ(solution.status().code(), core::StatusCode::kInfeasible);
+      continue;
+    }
+    ASSERT_TRUE(solution.ok()) << solution.status().to_string();
+    ++feasible;
+    const double tol = 1e-9 * std::abs(expected.best);
+    EXPECT_GE(solution->objective, expected.best - tol);
+    EXPECT_LE(solution->objective, expected.best * (1 + options.memory_gap) + tol);
+    EXPECT_LE(solution->lower_bound, expected.best + tol);
+    EXPECT_LE(solution->lower_bound, solution->objective);
+    if (solution->status == IlpSolveStatus::kOptimal) {
+      EXPECT_NEAR(solution->objective, expected.best, tol);
+      EXPECT_NEAR(solution->lower_bound, solution->objective, tol + 1e-8 * solution->objective);
+    } else {
+      ASSERT_EQ(solution->status, IlpSolveStatus::kWithinGap);
+      ++within_gap;
+    }
+    auto eval = evaluate(p, solution->choice);
+    ASSERT_TRUE(eval.ok());
+    EXPECT_TRUE(eval->feasible()) << eval->to_string();
+  }
+  EXPECT_GT(feasible, 80);
+  EXPECT_GT(within_gap, 0);
 }
 
 TEST(IlpSolverTest, IdenticalInputsGiveIdenticalChoices) {
