@@ -65,7 +65,7 @@ _SCOPE = re.compile(r"^(?P<scope>[LG])\['(?P<name>[^']+)'\]")
 _ACCESSOR = re.compile(r"\[(?P<index>-?\d+)\]|\['(?P<key>[^']*)'\]|\.(?P<attr>[A-Za-z_]\w*)")
 _PLAN_ONLY_OPTIONS = ("cluster", "memory_budget", "cost_mode", "mesh_alpha", "mesh_beta",
                       "plan_overrides", "optimizer", "time_limit_s", "memory_gap",
-                      "num_threads")
+                      "num_threads", "precision")
 _OPTIONS = ("mesh_shape", "timeout") + _PLAN_ONLY_OPTIONS
 
 

@@ -17,8 +17,8 @@ spans, distinct ILPs solved), the time of each phase, wall and CPU seconds
 (the machine may be shared: CPU seconds count only this process), the
 predicted step time and the chosen stages, and the ratio of the wall time to
 the 60 s goal. The memory budget is unbounded by default, as in
-bench_intra_op.py (without rematerialization the 39B model's activations do
-not fit 40 GB at any pipeline depth); --memory uses the devices' 40 GiB.
+bench_intra_op.py; --memory uses the devices' 40 GiB, where the 39B model
+pipelines only with rematerialization (--remat none: a single stage).
 """
 import argparse
 import math
@@ -42,7 +42,8 @@ def describe(plan):
     """'9 x [layers 0..1 on (1, 8) as (4, 2)], ...' run-length encoded."""
     parts = []
     for s in plan.stages:
-        parts.append(f"{s.layers[1] - s.layers[0] + 1}L on {tuple(s.submesh)} as {tuple(s.mesh_shape)}")
+        parts.append(f"{s.layers[1] - s.layers[0] + 1}L on {tuple(s.submesh)} as "
+                     f"{tuple(s.mesh_shape)}{' remat' if s.remat else ''}")
     out, i = [], 0
     while i < len(parts):
         j = i
@@ -53,7 +54,7 @@ def describe(plan):
     return ", ".join(out)
 
 
-def run(name, memory, show_progress):
+def run(name, memory, show_progress, remat, precision):
     layers, hidden, hosts, micro_batch, num_micro_batches = ROWS[name]
     model, inputs = gpt(layers, hidden, 1024, micro_batch)
     t0 = time.perf_counter()
@@ -68,14 +69,15 @@ def run(name, memory, show_progress):
     wall0, cpu0 = time.perf_counter(), time.process_time()
     plan = alpa_torch.plan(graph, cluster=cluster, method="pipeshard",
                            num_micro_batches=num_micro_batches,
-                           memory_budget=None if memory else math.inf, progress=progress)
+                           memory_budget=None if memory else math.inf, progress=progress,
+                           remat=remat, precision=precision)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     if show_progress:
         print(file=sys.stderr)
     s = plan.solver
     print(f"{name}-shaped: {layers} layers, h = {hidden}, micro-batch {micro_batch} x 1024, "
           f"B = {num_micro_batches}, {hosts} x 8 A100-40GB, memory "
-          f"{'40 GiB' if memory else 'unbounded'} (capture {capture_s:.1f} s, "
+          f"{'40 GiB' if memory else 'unbounded'}, remat {remat}, {precision} (capture {capture_s:.1f} s, "
           f"{len(graph.nodes)} nodes)")
     print(f"  L = {s['num_layers']}: {s['num_candidates']} candidates; skipped "
           f"{s['num_pruned_no_room']} no room, {s['num_pruned_imbalance']} imbalanced, "
@@ -101,9 +103,13 @@ def main() -> None:
     p.add_argument("--memory", action="store_true",
                    help="bound memory by the devices' 40 GiB (default: unbounded)")
     p.add_argument("--progress", action="store_true", help="print ILPs solved to stderr")
+    p.add_argument("--remat", default="auto", choices=["auto", "none", "all"],
+                   help="rematerialization per stage (default: the planner picks)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: mixed precision (autocast, fp32 master weights)")
     args = p.parse_args()
     for name in args.rows:
-        run(name, args.memory, args.progress)
+        run(name, args.memory, args.progress, args.remat, args.precision)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,23 @@ class Stage:
         return self._doc.get("communication_time", 0.0)
 
     @property
+    def remat(self) -> bool:
+        """The stage runs its forward again in backward (rematerialization)
+        and keeps only its inputs per microbatch in flight."""
+        return bool(self._doc.get("remat", False))
+
+    @property
+    def peak_memory_bytes(self) -> float:
+        """Bytes per device at the stage's busiest point of a step: with the
+        microbatches it holds in flight (``memory_bytes`` is one microbatch's)."""
+        return self._doc.get("peak_memory_bytes") or self._doc["memory_bytes"]
+
+    @property
+    def recompute_time(self) -> float:
+        """Seconds of the predicted time spent recomputing (0 without remat)."""
+        return self._doc.get("recompute_time", 0.0)
+
+    @property
     def layers(self) -> Tuple[int, int]:
         """First and last layer (inclusive) of the clustering this stage runs."""
         return tuple(self._doc["layers"])
@@ -172,8 +189,9 @@ class Plan:
 
     @property
     def memory_per_device(self) -> float:
-        """Bytes per device of the most loaded stage."""
-        return max(s.memory_bytes for s in self.stages)
+        """Bytes per device of the most loaded stage, with its microbatches
+        in flight (``Stage.peak_memory_bytes``)."""
+        return max(s.peak_memory_bytes for s in self.stages)
 
     @property
     def warnings(self) -> List[str]:
@@ -182,6 +200,11 @@ class Plan:
     @property
     def graph_fingerprint(self) -> str:
         return self._doc["graph_fingerprint"]
+
+    @property
+    def precision(self) -> str:
+        """``"fp32"``, or ``"bf16"``: the step runs under torch.autocast."""
+        return self._doc.get("precision", "fp32")
 
     @property
     def cost_mode(self) -> str:

@@ -93,6 +93,8 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
          num_threads: int = 1,
          num_micro_batches: int = 1,
          schedule: str = "1f1b",
+         remat: str = "auto",
+         precision: str = "fp32",
          num_layers: Optional[int] = None,
          layer_eps: float = 0.5,
          layer_boundaries: Optional[Sequence[str]] = None,
@@ -123,6 +125,17 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         is ``cluster`` or, by default, ``mesh_shape``'s hosts × devices.
       num_micro_batches, schedule: pipeline microbatches B and ``"1f1b"`` or
         ``"gpipe"`` (both bound the memory of microbatches in flight).
+      remat: pipeshard only: rematerialization per stage. ``"auto"`` lets the
+        stage DP choose, per stage, to run its forward again in backward
+        (the recompute time is priced; each microbatch in flight then keeps
+        only the stage's inputs), ``"all"`` makes every stage recompute,
+        ``"none"`` keeps every activation.
+      precision: ``"fp32"``, or ``"bf16"``: mixed precision as
+        ``torch.autocast(dtype=torch.bfloat16)`` runs it (fp32 master
+        weights, gradients and optimizer state; matmuls, convolutions and
+        attention in bf16 at the device's 16-bit FLOP/s, norms, softmax and
+        losses in fp32, other ops in their inputs' widest dtype). Costs and
+        memory use those dtypes, and ``parallelize`` runs the step so.
       num_layers, layer_eps: layer clustering (Alpa §5.1); None picks L from
         the model's repeated blocks.
       layer_boundaries: manual layers, as module FQN prefixes that start a
@@ -176,6 +189,17 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
             not 0 <= memory_gap < 1:
         raise ValueError(f"memory_gap must be a fraction in [0, 1) (0.005: plans within 0.5% "
                          f"of the optimum), got {memory_gap!r}")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16' (autocast with fp32 master "
+                         f"weights), got {precision!r}" + (
+                             "; fp16 needs loss scaling, which is not supported yet: use 'bf16'"
+                             if precision == "fp16" else ""))
+    if remat not in ("auto", "none", "all"):
+        raise ValueError(f"remat must be 'auto' (the planner picks per pipeline stage), 'none' "
+                         f"or 'all', got {remat!r}")
+    if remat == "all" and method != "pipeshard":
+        raise ValueError("remat='all' recomputes pipeline stages; use method='pipeshard' (a "
+                         "single-stage intra-op plan keeps its activations)")
     if cost_mode not in _COST_MODES:
         raise ValueError(f"cost_mode must be 'seconds' (roofline compute + alpha-beta "
                          f"communication) or 'alpa' (Alpa's conventions: no compute term, "
@@ -185,7 +209,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
         return _C.IntraOpOptions(memory_budget=float(budget), cost_mode=_COST_MODES[cost_mode],
                                  pinned=overrides, optimizer_state_factor=_optimizer_factor(optimizer),
                                  time_limit_s=float(time_limit_s), num_threads=int(threads),
-                                 memory_gap=float(memory_gap))
+                                 memory_gap=float(memory_gap), precision=precision)
 
     if method == "pipeshard":
         if mesh_alpha is not None or mesh_beta is not None:
@@ -202,7 +226,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
                                                  eps=float(layer_eps)),
             layer_boundaries=list(layer_boundaries or []), stage_meshes=meshes,
             num_micro_batches=num_micro_batches, schedule=schedule,
-            max_num_stages=max_num_stages, num_threads=int(num_threads))
+            max_num_stages=max_num_stages, num_threads=int(num_threads), remat=remat)
         result = _C.plan_pipeshard(graph.graph, resolved.to_json(), request, progress)
         return _with_capture_notes(Plan(result["plan_json"], result["solver"]), graph)
     links = None

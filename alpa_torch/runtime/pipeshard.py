@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.fx
 import torch.fx._pytree as fx_pytree
+import torch.utils.checkpoint
 import torch.utils._pytree as pytree
 from torch.distributed.tensor import DTensor
 
@@ -39,7 +40,7 @@ from alpa_torch.runtime.parameters import (block_permute, distribute_stage_state
                                            whole_tensor)
 from alpa_torch.runtime.program_io import (STATE_KINDS, ProgramState, gather_full,
                                            placeholder_targets, slice_input, sync_buffer_views,
-                                           write_buffer)
+                                           precision_context, write_buffer)
 
 __all__ = ["parallelize_pipeshard", "PipeshardModule"]
 
@@ -195,7 +196,17 @@ class _Pipeline:
                 if spec is not None:
                     x = slice_input(x, parse_spec(spec), self.mesh)
                 values.append(x)
-        outs = list(self.program.module(*values))
+        with precision_context(self.plan.precision, values):
+            if self.stage.remat:
+                # Rematerialization: autograd keeps only the stage's inputs and
+                # runs the program again (with the forward's RNG state and
+                # autocast) when this microbatch's backward reaches it; its
+                # collectives replay in the same order on every rank of the
+                # stage (they all run the same B action).
+                outs = list(torch.utils.checkpoint.checkpoint(self.program.module, *values,
+                                                              use_reentrant=False))
+            else:
+                outs = list(self.program.module(*values))
         n = len(self.stage.outputs)
         sent, produced = outs[:n], outs[n:]
         results: Dict[int, torch.Tensor] = {}

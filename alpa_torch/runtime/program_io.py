@@ -11,6 +11,7 @@ mutations are copied into the buffers.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
@@ -22,7 +23,19 @@ from alpa_torch.runtime.local_params import LocalParameters
 from alpa_torch.runtime.mesh import MeshGroups
 
 __all__ = ["STATE_KINDS", "ProgramState", "placeholder_targets", "slice_input", "gather_full",
-           "write_buffer", "sync_buffer_views"]
+           "write_buffer", "sync_buffer_views", "precision_context"]
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_context(precision: str, values: Sequence[Any]):
+    """torch.autocast to the plan's 16-bit dtype on the device of the first
+    tensor of `values` (fp32 master weights); a no-op for "fp32"."""
+    dtype = _AUTOCAST_DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    device = next((v.device.type for v in values if isinstance(v, torch.Tensor)), "cpu")
+    return torch.autocast(device_type=device, dtype=dtype)
 
 # torch.export InputKind names of the placeholders that read the model's state
 STATE_KINDS = ("PARAMETER", "BUFFER", "CONSTANT_TENSOR", "CUSTOM_OBJ")

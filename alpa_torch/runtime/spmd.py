@@ -33,7 +33,7 @@ from alpa_torch.runtime.mesh import MeshGroups
 from alpa_torch.runtime.parameters import distribute_stage_state, full_state_dict
 from alpa_torch.runtime.program_io import (STATE_KINDS, ProgramState, gather_full,
                                            placeholder_targets, slice_input, sync_buffer_views,
-                                           write_buffer)
+                                           precision_context, write_buffer)
 
 __all__ = ["parallelize_spmd", "AlpaParallelModule", "ProgramRunner"]
 
@@ -138,7 +138,8 @@ class ProgramRunner:
                 if spec is not None and not self.dp_inputs:
                     x = slice_input(x, parse_spec(spec), self.mesh)
                 values.append(x)
-        outs = self.program.module(*values)
+        with precision_context(self.plan.precision, values):
+            outs = self.program.module(*values)
         for index, target in self.mutations:
             write_buffer(self.model, target, outs[index])
         sync_buffer_views(self.model, self.buffer_views, self.mesh)

@@ -7,6 +7,7 @@
 // Several axes at once use n = the product and the slowest axis's α and β.
 #pragma once
 
+#include "ir/dtype.h"
 #include "mesh/device_mesh.h"
 #include "sharding/collective.h"
 
@@ -25,6 +26,10 @@ struct CostOptions {
   /// Seconds charged per byte of memory in the objective: a tie-breaker
   /// that prefers the plan holding less (1 GiB costs ~0.1 µs).
   double memory_tiebreak = 1e-16;
+  /// Mixed precision: kBFloat16 or kFloat16 prices activations in that
+  /// dtype as autocast makes them (ir/autocast.h; parameters, their
+  /// gradients and optimizer state stay fp32); kFloat32: as captured.
+  ir::DType compute_dtype = ir::DType::kFloat32;
 };
 
 /// Seconds (or Alpa cost units) for one collective on `mesh`.

@@ -55,6 +55,8 @@ struct StageProfiler::Job {
   double seconds = kInf;
   double memory_bytes = 0;  // per device, one microbatch
   double param_bytes = 0;   // per device: parameters, gradients, optimizer state
+  double input_bytes = 0;   // per device: the stage's inputs, one microbatch
+  double forward_seconds = 0;  // one forward pass (what remat runs again)
   core::Status status;      // errors other than infeasibility
   CandidateSolution solution;
 };
@@ -65,21 +67,72 @@ struct StageProfiler::Entry {
   bool composed = false;   // costed from its one- and two-layer pieces
   bool optimistic = false;  // composed memory over the budget: assumed to fit
   double composed_seconds = kInf;
-  double seconds = kInf;   // table values of a composed entry
-  int64_t max_n_succ = kNeverFits;
+  // A composed entry's figures (from its pieces).
+  double seconds = kInf;
+  double memory_bytes = 0, param_bytes = 0, input_bytes = 0, forward_seconds = 0;
 };
 
-int64_t max_successors(double param_bytes, double memory_bytes, double budget,
-                       int64_t num_micro_batches, const std::string& schedule) {
-  const double act = std::max(0.0, memory_bytes - param_bytes);
-  if (param_bytes + act > budget) return kNeverFits;
-  if (std::isinf(budget) || act <= 0) return kUnboundedSuccessors;
-  const double fit = std::floor((budget - param_bytes) / act);  // microbatches in flight
+namespace {
+
+// Successors allowed when the first microbatch in flight needs `first`
+// bytes per device (parameters included) and each further one `extra`.
+int64_t in_flight_bound(double first, double extra, double budget, int64_t num_micro_batches,
+                        const std::string& schedule) {
+  if (first > budget) return kNeverFits;
+  if (std::isinf(budget) || extra <= 0) return kUnboundedSuccessors;
+  const double fit = 1.0 + std::floor((budget - first) / extra);  // microbatches in flight
   if (schedule == "gpipe") {
     return fit >= static_cast<double>(num_micro_batches) ? kUnboundedSuccessors : kNeverFits;
   }
   if (fit >= static_cast<double>(num_micro_batches)) return kUnboundedSuccessors;
   return static_cast<int64_t>(fit) - 1;
+}
+
+}  // namespace
+
+int64_t max_successors(double param_bytes, double memory_bytes, double budget,
+                       int64_t num_micro_batches, const std::string& schedule) {
+  const double act = std::max(0.0, memory_bytes - param_bytes);
+  return in_flight_bound(param_bytes + act, act, budget, num_micro_batches, schedule);
+}
+
+int64_t max_successors_remat(double param_bytes, double memory_bytes, double input_bytes,
+                             double budget, int64_t num_micro_batches,
+                             const std::string& schedule) {
+  const double act = std::max(0.0, memory_bytes - param_bytes);
+  return in_flight_bound(param_bytes + act, std::min(act, std::max(0.0, input_bytes)), budget,
+                         num_micro_batches, schedule);
+}
+
+const char* remat_name(Remat remat) {
+  switch (remat) {
+    case Remat::kNone: return "none";
+    case Remat::kAuto: return "auto";
+    case Remat::kAll: return "all";
+  }
+  return "?";
+}
+
+core::StatusOr<Remat> parse_remat(const std::string& text) {
+  for (Remat r : {Remat::kNone, Remat::kAuto, Remat::kAll}) {
+    if (text == remat_name(r)) return r;
+  }
+  return core::invalid_argument(fmt::format(
+      "unknown remat '{}'; use 'auto' (the planner picks per stage), 'none' or 'all'", text));
+}
+
+int64_t StageProfiler::num_configs(int64_t m) const {
+  const auto n = static_cast<int64_t>(shapes_[static_cast<size_t>(m)].size());
+  return options_.remat == Remat::kNone ? n : 2 * n;
+}
+
+std::array<int64_t, 2> StageProfiler::logical_mesh(int64_t m, int64_t c) const {
+  const auto& shapes = shapes_[static_cast<size_t>(m)];
+  return shapes[static_cast<size_t>(c) % shapes.size()];
+}
+
+bool StageProfiler::recomputes(int64_t m, int64_t c) const {
+  return c >= static_cast<int64_t>(shapes_[static_cast<size_t>(m)].size());
 }
 
 StageProfiler::StageProfiler(const ir::Graph& graph, std::vector<int64_t> layer_of_node,
@@ -263,16 +316,19 @@ void StageProfiler::solve_job(Job& job) const {
                                                           : s.outputs[0]);
     if (n.kind == ir::NodeKind::kParameter || n.kind == ir::NodeKind::kBuffer) {
       job.param_bytes += costs.memory[choice];
+    } else if (n.kind == ir::NodeKind::kInput) {
+      job.input_bytes += costs.memory[choice];
     }
   }
   job.feasible = true;
   job.time_limited = result->status == intra_op::IlpSolveStatus::kTimeLimitFeasible;
   job.seconds = result->objective;
   job.memory_bytes = result->memory_bytes;
+  job.forward_seconds = result->forward_time;
 }
 
 core::Status StageProfiler::compose(Entry& e) {
-  double seconds = 0, memory = 0, params = 0;
+  double seconds = 0, memory = 0, params = 0, forward = 0;
   bool feasible = true;
   auto add = [&](int64_t i, int64_t k, double sign) -> core::Status {
     ALPA_ASSIGN_OR_RETURN(int64_t j, job_for(i, k, e.submesh, e.config));
@@ -280,6 +336,7 @@ core::Status StageProfiler::compose(Entry& e) {
     seconds += sign * piece.seconds;
     memory += sign * piece.memory_bytes;
     params += sign * piece.param_bytes;
+    forward += sign * piece.forward_seconds;
     feasible = feasible && piece.feasible;
     return core::ok_status();
   };
@@ -287,19 +344,22 @@ core::Status StageProfiler::compose(Entry& e) {
   for (int64_t l = e.first + 1; l < e.last; ++l) ALPA_RETURN_IF_ERROR(add(l, l, -1.0));
   e.composed_seconds = feasible ? seconds : kInf;
   e.seconds = e.composed_seconds;
-  const double budget = options_.options.memory_budget;
-  e.optimistic = feasible && memory > budget;
-  e.max_n_succ = !feasible ? kNeverFits
-                 : e.optimistic ? kUnboundedSuccessors
-                                : max_successors(params, memory, budget,
-                                                 options_.num_micro_batches, options_.schedule);
+  e.optimistic = feasible && memory > options_.options.memory_budget;
+  e.memory_bytes = memory;
+  e.param_bytes = params;
+  e.forward_seconds = forward;
+  // The span's inputs are its first layers' (the first piece's inputs).
+  ALPA_ASSIGN_OR_RETURN(int64_t first, job_for(e.first, e.first + 1, e.submesh, e.config));
+  e.input_bytes = jobs_[static_cast<size_t>(first)]->input_bytes;
+  if (!feasible) e.seconds = kInf;
   return core::ok_status();
 }
 
 core::StatusOr<bool> StageProfiler::refine(const std::vector<StageChoice>& stages) {
   bool changed = false;
   for (const StageChoice& s : stages) {
-    auto it = entry_index_.find({s.start_layer, s.end_layer, s.submesh, s.config});
+    const int64_t base = s.config % static_cast<int64_t>(shapes_[static_cast<size_t>(s.submesh)].size());
+    auto it = entry_index_.find({s.start_layer, s.end_layer, s.submesh, base});
     if (it == entry_index_.end()) continue;
     Entry& e = entries_[it->second];
     if (e.job >= 0) continue;
@@ -322,9 +382,11 @@ core::StatusOr<StageCostTable> StageProfiler::solve() {
 }
 
 core::StatusOr<StageCostTable> StageProfiler::table() {
-  std::vector<int64_t> num_configs;
-  for (const auto& s : shapes_) num_configs.push_back(static_cast<int64_t>(s.size()));
-  ALPA_ASSIGN_OR_RETURN(auto table, StageCostTable::create(num_layers_, submeshes_, num_configs));
+  std::vector<int64_t> configs;
+  for (int64_t m = 0; m < static_cast<int64_t>(shapes_.size()); ++m) configs.push_back(num_configs(m));
+  ALPA_ASSIGN_OR_RETURN(auto table, StageCostTable::create(num_layers_, submeshes_, configs));
+  const double budget = options_.options.memory_budget;
+  const int64_t B = options_.num_micro_batches;
   StageProfilerStats& stats = stats_;  // recounted from scratch
   stats.num_costed = static_cast<int64_t>(entries_.size());
   stats.num_composed = 0;
@@ -333,15 +395,18 @@ core::StatusOr<StageCostTable> StageProfiler::table() {
   stats.num_time_limited = 0;
   for (const auto& job : jobs_) stats.num_time_limited += job->time_limited ? 1 : 0;
   for (const Entry& e : entries_) {
-    double seconds = e.seconds;
-    int64_t bound = e.max_n_succ;
+    double seconds = e.seconds, memory = e.memory_bytes, params = e.param_bytes;
+    double inputs = e.input_bytes, forward = e.forward_seconds;
+    bool feasible = !std::isinf(e.seconds), optimistic = e.optimistic;
     if (e.job >= 0) {
       const Job& job = *jobs_[static_cast<size_t>(e.job)];
-      seconds = job.seconds;
-      bound = job.feasible ? max_successors(job.param_bytes, job.memory_bytes,
-                                            options_.options.memory_budget,
-                                            options_.num_micro_batches, options_.schedule)
-                           : kNeverFits;
+      seconds = job.feasible ? job.seconds : kInf;
+      memory = job.memory_bytes;
+      params = job.param_bytes;
+      inputs = job.input_bytes;
+      forward = job.forward_seconds;
+      feasible = job.feasible;
+      optimistic = false;
       if (e.composed && !e.optimistic && job.feasible && job.seconds > 0 &&
           !std::isinf(e.composed_seconds)) {  // refined: how far off was the composition?
         const double error = std::abs(job.seconds - e.composed_seconds) / job.seconds;
@@ -351,14 +416,29 @@ core::StatusOr<StageCostTable> StageProfiler::table() {
       ++stats.num_composed;
       stats.num_optimistic += e.optimistic ? 1 : 0;
     }
-    table.set_cost(e.first, e.last, e.submesh, e.config, seconds);
-    table.set_max_n_succ_stages(e.first, e.last, e.submesh, e.config, bound);
+    const std::string& schedule = options_.schedule;
+    auto bound = [&](bool remat) {
+      if (!feasible) return kNeverFits;
+      if (optimistic) return kUnboundedSuccessors;
+      return remat ? max_successors_remat(params, memory, inputs, budget, B, schedule)
+                   : max_successors(params, memory, budget, B, schedule);
+    };
+    if (options_.remat != Remat::kAll) {
+      table.set_cost(e.first, e.last, e.submesh, e.config, seconds);
+      table.set_max_n_succ_stages(e.first, e.last, e.submesh, e.config, bound(false));
+    }
+    if (options_.remat != Remat::kNone) {
+      const int64_t c = e.config + static_cast<int64_t>(shapes_[static_cast<size_t>(e.submesh)].size());
+      table.set_cost(e.first, e.last, e.submesh, c, seconds + forward);
+      table.set_max_n_succ_stages(e.first, e.last, e.submesh, c, bound(true));
+    }
   }
   return table;
 }
 
 const CandidateSolution* StageProfiler::solution(int64_t i, int64_t k, int64_t m,
                                                  int64_t c) const {
+  c %= static_cast<int64_t>(shapes_[static_cast<size_t>(m)].size());
   auto it = entry_index_.find({i, k, m, c});
   if (it == entry_index_.end()) return nullptr;
   const Entry& e = entries_[it->second];

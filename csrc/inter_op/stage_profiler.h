@@ -24,6 +24,14 @@
 // stage DP chose to be solved whole, and the planner reruns the DP until
 // every chosen stage has an exact cost (lazy evaluation: composed costs only
 // steer the search; the final plan reports exact ILP solutions).
+//
+// Rematerialization (issue 14) is a per-stage choice of the DP: with remat
+// allowed the table has two configs per logical mesh, c (activations kept)
+// and c + C (C = logical meshes of the sub-mesh; the stage's forward runs
+// again in backward, microbatch by microbatch). A remat config costs the
+// ILP's time plus its forward time, and each microbatch in flight keeps
+// only the stage's inputs; the one being recomputed holds its whole
+// activations (max_successors_remat).
 #pragma once
 
 #include <array>
@@ -46,6 +54,12 @@
 
 namespace alpa::inter_op {
 
+/// Which stages recompute their forward in backward.
+enum class Remat { kNone, kAuto, kAll };
+/// "none" | "auto" | "all".
+const char* remat_name(Remat remat);
+core::StatusOr<Remat> parse_remat(const std::string& text);
+
 struct StageProfilerOptions {
   /// Options of every candidate ILP; `memory_budget` (bytes per device) also
   /// bounds the microbatches in flight (Alpa §5.2).
@@ -57,6 +71,8 @@ struct StageProfilerOptions {
   /// Spans of at most this many layers (≥ 2) are solved whole, longer ones
   /// composed (file header); 0 solves every span whole.
   int64_t exact_span_layers = 2;
+  /// kAuto: the DP picks per stage; kAll: every stage recomputes.
+  Remat remat = Remat::kAuto;
   /// Called after each distinct ILP is solved with (solved so far, distinct
   /// ILPs known so far); serialized. If it throws, no further ILP starts and
   /// the exception propagates out of the call that was solving.
@@ -113,6 +129,13 @@ class StageProfiler {
   /// skipped or infeasible.
   const CandidateSolution* solution(int64_t i, int64_t k, int64_t m, int64_t c) const;
 
+  /// Configs of the table for sub-mesh m: its logical meshes, twice over
+  /// when remat is allowed. The logical mesh of table config c, and whether
+  /// it recomputes.
+  int64_t num_configs(int64_t m) const;
+  std::array<int64_t, 2> logical_mesh(int64_t m, int64_t c) const;
+  bool recomputes(int64_t m, int64_t c) const;
+
   const std::vector<mesh::SubmeshShape>& submeshes() const { return submeshes_; }
   const StageProfilerStats& stats() const { return stats_; }
 
@@ -158,5 +181,13 @@ class StageProfiler {
 /// microbatch does not fit, kUnboundedSuccessors when any count does.
 int64_t max_successors(double param_bytes, double memory_bytes, double budget,
                        int64_t num_micro_batches, const std::string& schedule);
+
+/// The same bound for a stage that recomputes its forward: each microbatch
+/// in flight keeps `input_bytes` per device (the stage's inputs), and one,
+/// recomputed for its backward, holds `memory_bytes − param_bytes` of
+/// activations. kUnboundedSuccessors when inputs take no memory.
+int64_t max_successors_remat(double param_bytes, double memory_bytes, double input_bytes,
+                             double budget, int64_t num_micro_batches,
+                             const std::string& schedule);
 
 }  // namespace alpa::inter_op

@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "cost/compute.h"
 #include "cost/memory.h"
+#include "ir/autocast.h"
 #include "ir/flops.h"
 
 namespace alpa::intra_op {
@@ -180,14 +181,19 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
       outs.push_back(local_bytes(n.outputs[j], s.outputs[j], mesh_));
       out_bytes += outs.back();
     }
-    double compute = 0;
+    double compute = 0, forward = 0;
     if (!alpa_mode && n.kind == ir::NodeKind::kOp && !cost::is_view_op(n.op)) {
       double t = cost::roofline_time(n.flops / static_cast<double>(s.parallel_degree),
                                      in_bytes + out_bytes, n.outputs[0].dtype, mesh_.cluster().device);
       compute = cost::train_time(t, backward);
+      forward = t;
     }
     double comm = 0;
-    for (const auto& c : s.collectives) comm += cost::collective_time(c, mesh_, cost_options_);
+    for (const auto& c : s.collectives) {
+      const double t = cost::collective_time(c, mesh_, cost_options_);
+      comm += t;
+      if (c.phase == sharding::Phase::kForward) forward += t;
+    }
     if (alpa_mode && n.kind == ir::NodeKind::kParameter) {
       for (int a = 0; a < 2; ++a) {
         if (mesh_.axis_size(a) > 1 && !s.outputs[0].uses_axis(a)) {
@@ -199,6 +205,7 @@ core::Status CostGraph::add_node(const ir::Node& n, const IntraOpOptions& option
     nc.compute.push_back(compute);
     nc.comm.push_back(comm);
     nc.memory.push_back(cost::node_memory(n, outs, backward, options.cost));
+    nc.forward.push_back(forward);
   }
   nodes_.push_back(std::move(nc));
   return core::ok_status();
@@ -311,13 +318,20 @@ core::StatusOr<CostGraph> CostGraph::build(const ir::Graph& graph, const mesh::D
                                            const IntraOpOptions& options) {
   CostGraph cg;
   cg.graph_ = &graph;
+  if (options.cost.compute_dtype != ir::DType::kFloat32) {
+    // Same nodes and edges, activations in the dtypes autocast gives them.
+    cg.autocast_ = std::make_shared<const ir::Graph>(
+        ir::autocast_graph(graph, options.cost.compute_dtype));
+    cg.graph_ = cg.autocast_.get();
+  }
+  const ir::Graph& g = *cg.graph_;
   cg.mesh_ = mesh;
   cg.cost_options_ = options.cost;
   cg.merge_ = options.merge_followers;
-  cg.needs_grad_ = compute_needs_grad(graph);
-  cg.block_hints_ = sharding::collect_block_hints(graph);
-  if (!options.pins_may_name_other_stages) ALPA_RETURN_IF_ERROR(check_pins(graph, options));
-  for (const ir::Node& n : graph.nodes()) ALPA_RETURN_IF_ERROR(cg.add_node(n, options));
+  cg.needs_grad_ = compute_needs_grad(g);
+  cg.block_hints_ = sharding::collect_block_hints(g);
+  if (!options.pins_may_name_other_stages) ALPA_RETURN_IF_ERROR(check_pins(g, options));
+  for (const ir::Node& n : g.nodes()) ALPA_RETURN_IF_ERROR(cg.add_node(n, options));
   cg.add_edges();
   cg.merge_followers();
   return cg;

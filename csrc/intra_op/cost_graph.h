@@ -9,6 +9,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ struct NodeCosts {
   std::vector<double> compute;  ///< seconds per strategy (forward + backward)
   std::vector<double> comm;     ///< seconds of the strategy's own collectives
   std::vector<double> memory;   ///< bytes per device
+  /// Seconds of the forward pass alone per strategy (compute and forward
+  /// collectives): what recomputing the op in backward costs.
+  std::vector<double> forward;
   /// Set when no sharding rule covers the op: why ("no sharding rule for
   /// aten.X"), and where it is and what the planner does instead.
   std::string warning;
@@ -88,6 +92,7 @@ class CostGraph {
   void merge_followers();
 
   const ir::Graph* graph_ = nullptr;
+  std::shared_ptr<const ir::Graph> autocast_;  // graph_ under mixed precision
   mesh::DeviceMesh mesh_;
   cost::CostOptions cost_options_;
   std::vector<NodeCosts> nodes_;

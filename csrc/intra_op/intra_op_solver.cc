@@ -39,6 +39,7 @@ core::StatusOr<IntraOpResult> solve_intra_op(const CostGraph& cg, const IntraOpO
     double t = e.costs[static_cast<size_t>(r.choice[e.src.index()])]
                       [static_cast<size_t>(r.choice[e.dst.index()])];
     r.communication_time += t;
+    r.forward_time += 0.5 * t;
     reshard_into[e.dst.index()] += t;
   }
   for (size_t i = 0; i < r.choice.size(); ++i) {
@@ -46,6 +47,7 @@ core::StatusOr<IntraOpResult> solve_intra_op(const CostGraph& cg, const IntraOpO
     size_t k = static_cast<size_t>(r.choice[i]);
     r.compute_time += n.compute[k];
     r.communication_time += n.comm[k];
+    r.forward_time += n.forward[k];
     if (!n.warning.empty()) {
       auto& [text, count, seconds] = by_reason[n.warning];
       double t = n.compute[k] + n.comm[k] + reshard_into[i];

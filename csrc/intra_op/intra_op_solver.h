@@ -19,6 +19,10 @@ struct IntraOpResult {
   double compute_time = 0;         ///< seconds
   double communication_time = 0;   ///< seconds (op collectives + resharding)
   double memory_bytes = 0;         ///< per device
+  /// Seconds to run the forward pass again (rematerialization): forward
+  /// compute and collectives of every op, and half of the resharding
+  /// between ops (the forward half of a reshard and its gradient's dual).
+  double forward_time = 0;
   int64_t num_graph_nodes = 0;
   int64_t num_ilp_nodes = 0;       ///< after follow-merging
   int64_t num_ilp_edges = 0;

@@ -30,6 +30,11 @@ Plan empty_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
   plan.cluster = cluster;
   plan.cost_mode = options.cost.mode == cost::CostOptions::Mode::kAlpa ? "alpa" : "seconds";
   plan.memory_budget = options.memory_budget;
+  switch (options.cost.compute_dtype) {
+    case ir::DType::kBFloat16: plan.precision = "bf16"; break;
+    case ir::DType::kFloat16: plan.precision = "fp16"; break;
+    default: plan.precision = "fp32"; break;
+  }
   return plan;
 }
 
@@ -37,7 +42,8 @@ core::StatusOr<SolvedStage> plan_stage(const ir::Graph& graph, const mesh::Devic
                                        const intra_op::IntraOpOptions& options, int64_t index) {
   ALPA_ASSIGN_OR_RETURN(intra_op::CostGraph cg, intra_op::CostGraph::build(graph, mesh, options));
   ALPA_ASSIGN_OR_RETURN(intra_op::IntraOpResult result, intra_op::solve_intra_op(cg, options));
-  StagePlan stage;
+  SolvedStage solved;
+  StagePlan& stage = solved.stage;
   stage.index = index;
   stage.mesh_shape = mesh.shape();
   stage.device_ids = mesh.device_ids();
@@ -54,6 +60,8 @@ core::StatusOr<SolvedStage> plan_stage(const ir::Graph& graph, const mesh::Devic
     if (n.kind == ir::NodeKind::kInput) stage.input_specs.emplace_back(n.target, s.outputs[0]);
     if (n.kind == ir::NodeKind::kParameter || n.kind == ir::NodeKind::kBuffer) {
       stage.parameter_memory_bytes += costs.memory[choice];
+    } else if (n.kind == ir::NodeKind::kInput) {
+      solved.input_bytes += costs.memory[choice];
     }
     add_records(stage, n.name, s.collectives, "");
   }
@@ -71,7 +79,8 @@ core::StatusOr<SolvedStage> plan_stage(const ir::Graph& graph, const mesh::Devic
       }
     }
   }
-  return SolvedStage{std::move(stage), std::move(result)};
+  solved.result = std::move(result);
+  return solved;
 }
 
 core::StatusOr<Plan> make_intra_op_plan(const ir::Graph& graph, const mesh::Cluster& cluster,

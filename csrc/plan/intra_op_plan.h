@@ -30,6 +30,7 @@ Plan empty_plan(const ir::Graph& graph, const mesh::Cluster& cluster,
 struct SolvedStage {
   StagePlan stage;
   intra_op::IntraOpResult result;
+  double input_bytes = 0;  ///< per device: the stage graph's inputs, one microbatch
 };
 
 /// Plans `graph` as stage `index` on `mesh` (its devices may be any

@@ -83,6 +83,7 @@ struct ChosenStage {
   std::array<int64_t, 2> mesh_shape{1, 1};
   /// The candidate ILP's solution for this stage (DP stages), if exact.
   const inter_op::CandidateSolution* solution = nullptr;
+  bool remat = false;  ///< the stage recomputes its forward in backward
 };
 
 /// Boundary values with the specs the stage's plan gives them.
@@ -147,6 +148,22 @@ core::StatusOr<SolvedStage> plan_chosen_stage(const inter_op::StageGraph& sg,
   return plan_stage(sg.graph, mesh, request.options, s);
 }
 
+/// Each stage's peak bytes per device with its microbatches in flight, as
+/// the stage DP's memory bound counts them (inter_op/stage_profiler.h).
+void set_peak_memory(Plan& plan) {
+  const auto S = static_cast<int64_t>(plan.stages.size());
+  for (int64_t s = 0; s < S; ++s) {
+    StagePlan& st = plan.stages[static_cast<size_t>(s)];
+    const int64_t f = plan.schedule == "gpipe" ? plan.num_micro_batches
+                                               : std::min(S - s, plan.num_micro_batches);
+    const double act = std::max(0.0, st.memory_bytes - st.parameter_memory_bytes);
+    const double kept = st.remat ? act + static_cast<double>(f - 1) *
+                                             std::min(act, st.input_memory_bytes)
+                                 : static_cast<double>(f) * act;
+    st.peak_memory_bytes = st.parameter_memory_bytes + kept;
+  }
+}
+
 core::StatusOr<Plan> assemble(const ir::Graph& graph, const mesh::Cluster& cluster,
                               const PipeshardRequest& request, const Layering& layering,
                               const std::vector<ChosenStage>& chosen) {
@@ -171,6 +188,12 @@ core::StatusOr<Plan> assemble(const ir::Graph& graph, const mesh::Cluster& clust
           c.last_layer, c.mesh_shape[0], c.mesh_shape[1]));
     }
     StagePlan stage = std::move(solved->stage);
+    stage.input_memory_bytes = solved->input_bytes;
+    if (c.remat) {
+      stage.remat = true;
+      stage.recompute_time = solved->result.forward_time;
+      stage.predicted_time += stage.recompute_time;
+    }
     stage.layers = {c.first_layer, c.last_layer};
     stage.submesh = {c.submesh.num_hosts, c.submesh.devices_per_host};
     stage.inputs = stage_values(sg.inputs, sg.graph, stage, false);
@@ -183,6 +206,7 @@ core::StatusOr<Plan> assemble(const ir::Graph& graph, const mesh::Cluster& clust
     }
     plan.stages.push_back(std::move(stage));
   }
+  set_peak_memory(plan);
   return plan;
 }
 
@@ -200,7 +224,8 @@ core::StatusOr<std::vector<ChosenStage>> manual_stages(const mesh::Cluster& clus
   for (int64_t s = 0; s < n; ++s) {
     const auto& shape = r.stage_meshes[static_cast<size_t>(s)];
     const int64_t count = shape[0] * shape[1];
-    out.push_back(ChosenStage{s, s, submesh_of(cluster, count), shape});
+    out.push_back(ChosenStage{s, s, submesh_of(cluster, count), shape, nullptr,
+                              r.remat == inter_op::Remat::kAll});
     devices += count;
   }
   if (devices != cluster.num_devices()) {
@@ -309,8 +334,9 @@ core::StatusOr<std::vector<ChosenStage>> dp_stages(const mesh::Cluster& cluster,
   for (const inter_op::StageChoice& s : result->stages) {
     const mesh::SubmeshShape& sm = dp.table.submesh(s.submesh);
     out.push_back(ChosenStage{s.start_layer, s.end_layer, sm,
-                              mesh::logical_mesh_shapes(sm)[static_cast<size_t>(s.config)],
-                              profiler.solution(s.start_layer, s.end_layer, s.submesh, s.config)});
+                              profiler.logical_mesh(s.submesh, s.config),
+                              profiler.solution(s.start_layer, s.end_layer, s.submesh, s.config),
+                              profiler.recomputes(s.submesh, s.config)});
   }
   return out;
 }
@@ -323,6 +349,7 @@ inter_op::StageProfilerOptions profiler_options(const PipeshardRequest& r) {
   p.num_threads = r.num_threads;
   p.skip_idle_mesh_axes = r.skip_idle_mesh_axes;
   p.exact_span_layers = r.exact_span_layers;
+  p.remat = r.remat;
   p.progress = r.progress;
   return p;
 }

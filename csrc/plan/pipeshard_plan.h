@@ -76,6 +76,10 @@ struct PipeshardRequest {
   /// when the DP chooses them (inter_op/stage_profiler.h); 0 solves every
   /// span whole.
   int64_t exact_span_layers = 2;
+  /// Rematerialization per stage (inter_op/stage_profiler.h): kAuto lets
+  /// the stage DP choose, kAll makes every stage recompute. Manual stages
+  /// (stage_meshes) recompute only with kAll.
+  inter_op::Remat remat = inter_op::Remat::kAuto;
   /// Called after each distinct candidate ILP is solved with (solved so
   /// far, distinct ILPs known so far); `total` grows when the planner solves
   /// chosen composed stages whole or costs the imbalanced candidates after

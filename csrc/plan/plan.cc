@@ -27,7 +27,9 @@ bool operator==(const StagePlan& a, const StagePlan& b) {
          a.compute_time == b.compute_time && a.communication_time == b.communication_time &&
          a.memory_bytes == b.memory_bytes && a.layers == b.layers && a.submesh == b.submesh &&
          a.inputs == b.inputs && a.outputs == b.outputs && a.graph_outputs == b.graph_outputs &&
-         a.parameter_memory_bytes == b.parameter_memory_bytes;
+         a.parameter_memory_bytes == b.parameter_memory_bytes && a.remat == b.remat &&
+         a.recompute_time == b.recompute_time && a.peak_memory_bytes == b.peak_memory_bytes &&
+         a.input_memory_bytes == b.input_memory_bytes;
 }
 
 double Plan::predicted_step_time() const {
@@ -42,7 +44,7 @@ double Plan::predicted_step_time() const {
 
 double Plan::peak_memory_bytes() const {
   double m = 0;
-  for (const StagePlan& s : stages) m = std::max(m, s.memory_bytes);
+  for (const StagePlan& s : stages) m = std::max(m, s.peak_bytes());
   return m;
 }
 
@@ -161,6 +163,14 @@ Json stage_json(const StagePlan& s) {
   j["communication_time"] = s.communication_time;
   j["memory_bytes"] = s.memory_bytes;
   j["parameter_memory_bytes"] = s.parameter_memory_bytes;
+  if (s.remat) {  // written only when on: plans without remat read as before
+    j["remat"] = true;
+    j["recompute_time"] = s.recompute_time;
+  }
+  if (s.peak_memory_bytes > 0) {
+    j["peak_memory_bytes"] = s.peak_memory_bytes;
+    j["input_memory_bytes"] = s.input_memory_bytes;
+  }
   j["layers"] = ints({s.layers[0], s.layers[1]});
   j["submesh"] = ints({s.submesh[0], s.submesh[1]});
   j["inputs"] = stage_values_json(s.inputs);
@@ -254,6 +264,15 @@ core::StatusOr<StagePlan> stage_from(const Json& j, const std::string& where) {
   ALPA_ASSIGN_OR_RETURN(s.memory_bytes, core::json_get_double(j, "memory_bytes", where));
   ALPA_ASSIGN_OR_RETURN(s.parameter_memory_bytes,
                         core::json_get_double(j, "parameter_memory_bytes", where));
+  if (j.contains("remat")) {
+    ALPA_ASSIGN_OR_RETURN(s.remat, core::json_get_bool(j, "remat", where));
+    ALPA_ASSIGN_OR_RETURN(s.recompute_time, core::json_get_double(j, "recompute_time", where));
+  }
+  if (j.contains("peak_memory_bytes")) {
+    ALPA_ASSIGN_OR_RETURN(s.peak_memory_bytes, core::json_get_double(j, "peak_memory_bytes", where));
+    ALPA_ASSIGN_OR_RETURN(s.input_memory_bytes,
+                          core::json_get_double(j, "input_memory_bytes", where));
+  }
   ALPA_ASSIGN_OR_RETURN(s.layers, int_pair(j, "layers", where));
   ALPA_ASSIGN_OR_RETURN(s.submesh, int_pair(j, "submesh", where));
   ALPA_ASSIGN_OR_RETURN(s.inputs, stage_values_from(j, "inputs", where));
@@ -295,6 +314,7 @@ Json Plan::to_json() const {
   j["graph_fingerprint"] = graph_fingerprint;
   j["cluster"] = cluster.to_json();
   j["cost_mode"] = cost_mode;
+  if (precision != "fp32") j["precision"] = precision;  // older readers: fp32 plans unchanged
   j["memory_budget"] = memory_budget;
   Json stages_json = Json::array();
   for (const StagePlan& s : stages) stages_json.push_back(stage_json(s));
@@ -329,6 +349,13 @@ core::StatusOr<Plan> Plan::from_json(const Json& j) {
   }
   p.cluster = std::move(parsed).value();
   ALPA_ASSIGN_OR_RETURN(p.cost_mode, core::json_get_string(j, "cost_mode", "plan"));
+  if (j.contains("precision")) {
+    ALPA_ASSIGN_OR_RETURN(p.precision, core::json_get_string(j, "precision", "plan"));
+    if (p.precision != "fp32" && p.precision != "bf16" && p.precision != "fp16") {
+      return core::parse_error(fmt::format(
+          "invalid plan: precision is '{}'; expected 'fp32', 'bf16' or 'fp16'", p.precision));
+    }
+  }
   ALPA_ASSIGN_OR_RETURN(p.memory_budget, core::json_get_double(j, "memory_budget", "plan"));
   ALPA_ASSIGN_OR_RETURN(const Json* stages, core::json_get_array(j, "stages", "plan"));
   for (size_t i = 0; i < stages->size(); ++i) {
@@ -351,8 +378,11 @@ core::StatusOr<Plan> Plan::parse(std::string_view text) {
 
 std::string Plan::explain() const {
   std::string out = fmt::format("plan for graph '{}' on {}\n", graph_name, cluster.to_string());
-  out += fmt::format("cost mode {}; memory budget {}\n", cost_mode,
-                     std::isinf(memory_budget) ? std::string("none") : gib(memory_budget));
+  out += fmt::format("cost mode {}; memory budget {}{}\n", cost_mode,
+                     std::isinf(memory_budget) ? std::string("none") : gib(memory_budget),
+                     precision == "fp32" ? std::string()
+                                         : fmt::format("; precision {} (autocast, fp32 master "
+                                                       "weights)", precision));
   out += fmt::format("predicted step time {:.6f} s; peak memory per device {}\n",
                      predicted_step_time(), gib(peak_memory_bytes()));
   if (stages.size() > 1 || num_micro_batches > 1) {
@@ -368,8 +398,29 @@ std::string Plan::explain() const {
                          s.layers[0], s.layers[1], s.submesh[0], s.submesh[1], s.inputs.size(),
                          s.outputs.size());
     }
-    out += fmt::format("  time {:.6f} s = compute {:.6f} s + communication {:.6f} s; memory {}\n",
-                       s.predicted_time, s.compute_time, s.communication_time, gib(s.memory_bytes));
+    if (s.remat) {
+      out += fmt::format("  time {:.6f} s = compute {:.6f} s + communication {:.6f} s + "
+                         "recompute {:.6f} s (remat: the forward runs again in backward, and "
+                         "each microbatch in flight keeps only the stage's inputs); memory {}\n",
+                         s.predicted_time, s.compute_time, s.communication_time,
+                         s.recompute_time, gib(s.memory_bytes));
+    } else {
+      out += fmt::format("  time {:.6f} s = compute {:.6f} s + communication {:.6f} s; memory {}\n",
+                         s.predicted_time, s.compute_time, s.communication_time,
+                         gib(s.memory_bytes));
+    }
+    if (s.peak_memory_bytes > 0) {
+      const double act = std::max(0.0, s.memory_bytes - s.parameter_memory_bytes);
+      const double kept = s.peak_memory_bytes - s.parameter_memory_bytes;
+      out += fmt::format(
+          "  memory per device: parameters, gradients and optimizer state {}; activations {} per "
+          "microbatch{}; peak {} with the microbatches in flight\n",
+          gib(s.parameter_memory_bytes), gib(act),
+          s.remat ? fmt::format(" (recomputed: {} of inputs kept per microbatch in flight)",
+                                gib(std::min(act, s.input_memory_bytes)))
+                  : fmt::format(" ({:.3g} microbatches' worth kept)", act > 0 ? kept / act : 0.0),
+          gib(s.peak_memory_bytes));
+    }
     out += "  parameters:\n";
     size_t width = 0;
     for (const auto& [name, spec] : s.param_specs) width = std::max(width, name.size());

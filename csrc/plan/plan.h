@@ -82,6 +82,21 @@ struct StagePlan {
   /// Indices of the whole graph's outputs this stage produces.
   std::vector<int64_t> graph_outputs;
   double parameter_memory_bytes = 0;  ///< parameters, grads, optimizer state
+  /// Rematerialization: the stage runs its forward again in backward, one
+  /// microbatch at a time, and keeps only its inputs per microbatch in
+  /// flight. `recompute_time` (seconds, in predicted_time) prices it.
+  bool remat = false;
+  double recompute_time = 0;
+  /// Bytes per device at the stage's busiest point of a pipelined step:
+  /// parameter_memory_bytes plus the activations of the microbatches it
+  /// holds in flight (f = all B under GPipe, min(S − s, B) under 1F1B for
+  /// stage s of S), or with remat one microbatch's activations and f − 1
+  /// microbatches' inputs (`input_memory_bytes` each). 0 in plans written
+  /// before issue 14: then memory_bytes.
+  double peak_memory_bytes = 0;
+  double input_memory_bytes = 0;
+  /// peak_memory_bytes, or memory_bytes when the plan predates it.
+  double peak_bytes() const { return peak_memory_bytes > 0 ? peak_memory_bytes : memory_bytes; }
   friend bool operator==(const StagePlan& a, const StagePlan& b);
 };
 
@@ -92,6 +107,9 @@ struct Plan {
   std::string graph_fingerprint;  ///< hex of ir::Graph::fingerprint()
   mesh::Cluster cluster;
   std::string cost_mode = "seconds";
+  /// "fp32", or "bf16"/"fp16": the step runs under torch.autocast to that
+  /// dtype (fp32 master weights) and the costs were priced so.
+  std::string precision = "fp32";
   double memory_budget = 0;       ///< bytes; +inf = none
   std::vector<StagePlan> stages;
   std::vector<std::string> warnings;

@@ -411,7 +411,10 @@ Status check_numbers(const StagePlan& s, const std::string& at) {
                          std::pair{"compute_time", s.compute_time},
                          std::pair{"communication_time", s.communication_time},
                          std::pair{"memory_bytes", s.memory_bytes},
-                         std::pair{"parameter_memory_bytes", s.parameter_memory_bytes}}) {
+                         std::pair{"parameter_memory_bytes", s.parameter_memory_bytes},
+                         std::pair{"recompute_time", s.recompute_time},
+                         std::pair{"peak_memory_bytes", s.peak_memory_bytes},
+                         std::pair{"input_memory_bytes", s.input_memory_bytes}}) {
     ALPA_RETURN_IF_ERROR(check_number(fmt::format("{}.{}", at, name), v, false, kReplan));
   }
   return core::ok_status();

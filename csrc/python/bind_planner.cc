@@ -61,6 +61,16 @@ void set_pinned_from_text(intra_op::IntraOpOptions& options,
   options.pinned_strategies = std::move(strategies);
 }
 
+// "fp32" | "bf16" | "fp16" -> the dtype activations are priced in.
+ir::DType precision_dtype(const std::string& precision) {
+  if (precision == "fp32") return ir::DType::kFloat32;
+  if (precision == "bf16") return ir::DType::kBFloat16;
+  if (precision == "fp16") return ir::DType::kFloat16;
+  throw py::value_error(fmt::format(
+      "precision must be 'fp32' or 'bf16' (autocast, fp32 master weights) or 'fp16', got '{}'",
+      precision));
+}
+
 py::dict plan_intra_op(const ir::Graph& graph, const std::string& cluster_json,
                        const plan::IntraOpRequest& req) {
   mesh::Cluster cluster = cluster_from_json_text(cluster_json);
@@ -174,7 +184,7 @@ static void bind_requests(py::module_& m) {
       .def(py::init([](double memory_budget, cost::CostOptions::Mode cost_mode,
                        const std::map<std::string, std::string>& pinned,
                        double optimizer_state_factor, double time_limit_s, int num_threads,
-                       double memory_gap) {
+                       double memory_gap, const std::string& precision) {
              intra_op::IntraOpOptions o;
              o.memory_budget = memory_budget;
              o.cost.mode = cost_mode;
@@ -182,6 +192,7 @@ static void bind_requests(py::module_& m) {
              o.time_limit_s = time_limit_s;
              o.num_threads = num_threads;
              o.memory_gap = memory_gap;
+             o.cost.compute_dtype = precision_dtype(precision);
              set_pinned_from_text(o, pinned);
              return o;
            }),
@@ -189,7 +200,8 @@ static void bind_requests(py::module_& m) {
            py::arg("cost_mode") = cost::CostOptions::Mode::kSeconds,
            py::arg("pinned") = std::map<std::string, std::string>{},
            py::arg("optimizer_state_factor") = 2.0, py::arg("time_limit_s") = 60.0,
-           py::arg("num_threads") = 1, py::arg("memory_gap") = intra_op::IntraOpOptions{}.memory_gap)
+           py::arg("num_threads") = 1, py::arg("memory_gap") = intra_op::IntraOpOptions{}.memory_gap,
+           py::arg("precision") = "fp32")
       .def_readwrite("memory_budget", &intra_op::IntraOpOptions::memory_budget,
                      "bytes per device; inf = no bound")
       .def_property("cost_mode",
@@ -243,8 +255,9 @@ static void bind_requests(py::module_& m) {
                        std::vector<std::string> layer_boundaries,
                        std::vector<std::array<int64_t, 2>> stage_meshes, int64_t num_micro_batches,
                        std::string schedule, std::optional<int64_t> max_num_stages,
-                       int num_threads) {
+                       int num_threads, const std::string& remat) {
              plan::PipeshardRequest r;
+             r.remat = unwrap(inter_op::parse_remat(remat));
              r.options = options;
              r.clustering = clustering;
              r.layer_boundaries = std::move(layer_boundaries);
@@ -260,7 +273,8 @@ static void bind_requests(py::module_& m) {
            py::arg("layer_boundaries") = std::vector<std::string>{},
            py::arg("stage_meshes") = std::vector<std::array<int64_t, 2>>{},
            py::arg("num_micro_batches") = 1, py::arg("schedule") = "1f1b",
-           py::arg("max_num_stages") = py::none(), py::arg("num_threads") = 1)
+           py::arg("max_num_stages") = py::none(), py::arg("num_threads") = 1,
+           py::arg("remat") = "auto")
       .def_readwrite("options", &plan::PipeshardRequest::options)
       .def_readwrite("clustering", &plan::PipeshardRequest::clustering)
       .def_readwrite("layer_boundaries", &plan::PipeshardRequest::layer_boundaries)
@@ -272,7 +286,13 @@ static void bind_requests(py::module_& m) {
                      "candidate stage ILPs solved at once")
       .def_readwrite("imbalance_tolerance", &plan::PipeshardRequest::imbalance_tolerance)
       .def_readwrite("skip_idle_mesh_axes", &plan::PipeshardRequest::skip_idle_mesh_axes)
-      .def_readwrite("exact_span_layers", &plan::PipeshardRequest::exact_span_layers);
+      .def_readwrite("exact_span_layers", &plan::PipeshardRequest::exact_span_layers)
+      .def_property("remat",
+          [](const plan::PipeshardRequest& r) { return std::string(inter_op::remat_name(r.remat)); },
+          [](plan::PipeshardRequest& r, const std::string& text) {
+            r.remat = unwrap(inter_op::parse_remat(text));
+          },
+          "'auto' (the stage DP picks per stage), 'none' or 'all'");
 }
 
 void bind_planner(py::module_& m) {

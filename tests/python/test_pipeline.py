@@ -61,7 +61,7 @@ def _train_worker(rank, world, options):
         state = {k: v.numpy().copy() for k, v in pmodel.full_state_dict().items()}
         plan = pmodel.alpa_plan
         stages = [(s.device_ids, s.mesh_shape, [v["spec"] for v in s.inputs],
-                   [v["spec"] for v in s.outputs]) for s in plan.stages]
+                   [v["spec"] for v in s.outputs], s.remat) for s in plan.stages]
         out[schedule] = (losses, state, stages, pmodel._alpa_pipeline.executor.actions_text())
     return out
 
@@ -98,6 +98,9 @@ CASES = {
                         "transformer.h.3.mlp.c_fc.weight": "RS0",
                         "transformer.h.3.mlp.c_proj.weight": "S0R"}),
 }
+# rematerialization: every stage runs its forward again in backward,
+# Megatron's all-reduces (stage 1) replayed inside the recompute
+CASES["remat, data | tensor parallel"] = dict(CASES["data | tensor parallel"], remat="all")
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -107,11 +110,12 @@ def test_pipeline_equals_single_process(case, expected):
         _check(result, expected)
     losses, _, stages, actions = results[0]["1f1b"]
     if case == "1 + 1 + 2 devices":
-        assert [len(d) for d, _, _, _ in stages] == [1, 1, 2]
+        assert [len(d) for d, _, _, _, _ in stages] == [1, 1, 2]
     if case == "data | tensor parallel":
         # the boundary value leaves stage 0 in one layout and enters stage 1
         # in another, so the executor reshards across the meshes
         assert stages[0][3] != stages[1][2], stages
+    assert [s[4] for s in stages] == [case.startswith("remat")] * len(stages)
     if case == "4 stages x 1 device":
         # rank 0 runs stage 0's 1F1B list: 3 warm-up forwards, then 1F1B
         assert actions.startswith("F0 SEND_F0 F1 SEND_F1 F2 SEND_F2 F3 SEND_F3 RECV_B0 B0")

@@ -135,3 +135,79 @@ def test_progress_exception_propagates_and_bad_progress_arguments():
         alpa_torch.plan(graph, cluster=two_hosts(1.0), method="pipeshard", progress=3)
     with pytest.raises(ValueError, match="method='intra_op' solves one ILP"):
         alpa_torch.plan(graph, mesh_shape=(1, 2), progress=print)
+
+
+def _gpt2_on_meta(layers, hidden, seq, batch):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    cfg = GPT2Config(n_layer=layers, n_embd=hidden, n_head=hidden // 128, vocab_size=51200,
+                     n_positions=seq, use_cache=False, bos_token_id=0, eos_token_id=0)
+    with torch.device("meta"):
+        model = GPT2LMHeadModel(cfg)
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq), device="meta")
+    return alpa_torch.capture(model, (ids,))
+
+
+@pytest.fixture(scope="module")
+def gpt_4_hosts():
+    # 8 GPT-2 blocks (h 1024, seq 512, micro-batch 8) on 4 hosts x 1 A100-40GB, 16 microbatches
+    return _gpt2_on_meta(8, 1024, 512, 8), Cluster.preset("a100-40gb", 4, 1)
+
+
+def test_remat_is_chosen_per_stage_when_memory_binds(gpt_4_hosts):
+    # At 6 GiB per device a pipeline's first stages cannot keep the
+    # activations of their microbatches in flight: without remat the planner
+    # falls back to one stage over the slow inter-host links; with
+    # remat="auto" it recomputes those stages (priced) and stays pipelined.
+    graph, cluster = gpt_4_hosts
+    kwargs = dict(cluster=cluster, method="pipeshard", num_micro_batches=16,
+                  memory_budget="6GiB")
+    kept = alpa_torch.plan(graph, remat="none", **kwargs)
+    auto = alpa_torch.plan(graph, remat="auto", **kwargs)
+    assert len(kept.stages) == 1 and not kept.stages[0].remat
+    assert len(auto.stages) > 1
+    assert auto.stages[0].remat  # the first stage holds the most microbatches in flight
+    assert not all(s.remat for s in auto.stages)  # the last holds one: no need
+    assert auto.predicted_step_time < kept.predicted_step_time
+    for s in auto.stages:
+        if s.remat:
+            assert 0 < s.recompute_time < s.predicted_time
+        else:
+            assert s.recompute_time == 0
+    assert "recompute" in auto.explain() and "with the microbatches in flight" in auto.explain()
+    budget = 6 * 2**30
+    S = len(auto.stages)
+    for i, s in enumerate(auto.stages):  # the DP's in-flight bound, as the plan reports it
+        in_flight = min(S - i, 16)
+        act = s.memory_bytes - s._doc["parameter_memory_bytes"]
+        kept = act + (in_flight - 1) * min(act, s._doc["input_memory_bytes"]) if s.remat \
+            else in_flight * act
+        assert s.peak_memory_bytes == pytest.approx(s._doc["parameter_memory_bytes"] + kept)
+        assert s.peak_memory_bytes <= budget
+        if s.remat:  # keeping every activation would not have fit
+            assert s._doc["parameter_memory_bytes"] + in_flight * act > budget
+    assert auto.memory_per_device == max(s.peak_memory_bytes for s in auto.stages)
+    again = alpa_torch.Plan.from_json(auto.to_json())
+    assert [s.remat for s in again.stages] == [s.remat for s in auto.stages]
+    unbounded = alpa_torch.plan(graph, remat="auto", **dict(kwargs, memory_budget=float("inf")))
+    assert not any(s.remat for s in unbounded.stages)  # remat costs time: only when needed
+
+
+def test_remat_all_prices_every_stage(gpt_4_hosts):
+    graph, cluster = gpt_4_hosts
+    kwargs = dict(cluster=cluster, method="pipeshard", num_micro_batches=16,
+                  layer_boundaries=["transformer.h.4"], stage_meshes=[(1, 2), (1, 2)])
+    kwargs["cluster"] = Cluster.preset("a100-40gb", 2, 2)
+    kept = alpa_torch.plan(graph, remat="none", **kwargs)
+    every = alpa_torch.plan(graph, remat="all", **kwargs)
+    assert [s.remat for s in every.stages] == [True, True]
+    for a, b in zip(kept.stages, every.stages):
+        assert b.predicted_time == pytest.approx(a.predicted_time + b.recompute_time, rel=1e-12)
+        assert 0 < b.recompute_time < a.predicted_time  # the forward: about a third
+
+
+def test_bad_remat_arguments(gpt_4_hosts):
+    graph, cluster = gpt_4_hosts
+    with pytest.raises(ValueError, match="remat must be 'auto'"):
+        alpa_torch.plan(graph, cluster=cluster, method="pipeshard", remat="sometimes")
+    with pytest.raises(ValueError, match="use method='pipeshard'"):
+        alpa_torch.plan(graph, cluster=cluster, remat="all")
