@@ -133,7 +133,7 @@ def _add_plan_parser(sub) -> None:
     p.add_argument("--optimizer", default="adam", help="whose state counts toward memory")
     p.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS",
                    help="ILP time limit per solve")
-    p.add_argument("--memory-gap", type=float, default=0.005, metavar="FRACTION",
+    p.add_argument("--memory-gap", type=float, default=0.01, metavar="FRACTION",
                    help="a memory-bound ILP stops once its plan is proven within this fraction "
                         "of the optimum (0: exact)")
     p.add_argument("--threads", type=_positive_int, default=1,

@@ -89,7 +89,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
          optimizer: Union[str, float] = "adam",
          method: str = "intra_op",
          time_limit_s: float = 60.0,
-         memory_gap: float = 0.005,
+         memory_gap: float = 0.01,
          num_threads: int = 1,
          num_micro_batches: int = 1,
          schedule: str = "1f1b",
@@ -148,7 +148,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
       time_limit_s: CBC time limit per ILP (pipeshard: per candidate stage).
       memory_gap: an ILP whose memory budget binds stops once its plan is
         proven within this fraction of the optimum (0: exact; proving the
-        last 0.1-0.3% of a budgeted ILP can take minutes).
+        last 0.1-0.7% of a budgeted ILP can take minutes).
       progress: pipeshard only: ``progress(done, total)`` is called after
         each distinct candidate-stage ILP is solved (``total`` = distinct
         ILPs known so far; it grows when the planner solves chosen composed
@@ -187,7 +187,7 @@ def plan(module: Union[torch.nn.Module, CapturedGraph], example_args: Any = (),
                          "method='intra_op' solves one ILP and has none to report")
     if isinstance(memory_gap, bool) or not isinstance(memory_gap, (int, float)) or \
             not 0 <= memory_gap < 1:
-        raise ValueError(f"memory_gap must be a fraction in [0, 1) (0.005: plans within 0.5% "
+        raise ValueError(f"memory_gap must be a fraction in [0, 1) (0.01: plans within 1% "
                          f"of the optimum), got {memory_gap!r}")
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16' (autocast with fp32 master "

@@ -21,7 +21,7 @@ struct IlpOptions {
   /// Memory-bound problems (a memory row can bind) stop once the plan is
   /// proven within this fraction of the optimum (status kWithinGap, with
   /// IlpSolution.lower_bound) instead of closing the gap exactly: their LP
-  /// bound sits some 0.1-0.3% below the optimum on transformer graphs and
+  /// bound sits some 0.1-0.7% below the optimum on transformer graphs and
   /// proving the last of it took minutes (a knapsack over near-equal
   /// layers). In [0, 1); 0 solves to optimality. Unbounded problems are
   /// always solved to optimality (their LP is almost always integral).
