@@ -122,6 +122,11 @@ def _add_plan_parser(sub) -> None:
     p.add_argument("--micro-batches", type=_positive_int, default=1, metavar="B",
                    help="pipeline microbatches (pipeshard); MODEL's example is ONE microbatch")
     p.add_argument("--schedule", default="1f1b", choices=("1f1b", "gpipe"))
+    p.add_argument("--remat", default="auto", choices=("auto", "none", "all"),
+                   help="pipeshard stages that recompute their forward in backward "
+                        "(auto: the planner picks where memory binds)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="bf16: mixed precision (autocast, fp32 master weights)")
     p.add_argument("--memory-budget", metavar="BYTES", help="per device, e.g. 16GiB "
                    "(default: the device memory; 'inf' for none)")
     p.add_argument("--stage-meshes", type=_mesh_list, metavar="1x2,1x2",
@@ -392,20 +397,21 @@ def _plan_options(args, cluster, mesh) -> Dict[str, Any]:
             else args.memory_budget
     options = dict(cluster=cluster, memory_budget=budget, method=args.method,
                    optimizer=args.optimizer, time_limit_s=args.time_limit,
-                   memory_gap=args.memory_gap,
+                   memory_gap=args.memory_gap, precision=args.precision,
                    num_threads=args.threads)
     if args.method == "intra_op":
         options["mesh_shape"] = mesh
         ignored = [flag for flag, value in (("--stage-meshes", args.stage_meshes),
                                             ("--layer-boundaries", args.layer_boundaries),
-                                            ("--num-layers", args.num_layers)) if value]
+                                            ("--num-layers", args.num_layers),
+                                            ("--remat all", args.remat == "all")) if value]
         if ignored or args.micro_batches != 1:
             raise UserError(f"{', '.join(ignored or ['--micro-batches'])} only apply to "
                             f"--method pipeshard")
     else:
         options.update(num_micro_batches=args.micro_batches, schedule=args.schedule,
                        num_layers=args.num_layers, layer_boundaries=args.layer_boundaries,
-                       stage_meshes=args.stage_meshes)
+                       stage_meshes=args.stage_meshes, remat=args.remat)
     return options
 
 

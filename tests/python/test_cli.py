@@ -101,6 +101,22 @@ def test_plan_pipeshard_stages(pipe_plan_file):
     assert plan.num_micro_batches == 2
 
 
+def test_plan_remat_and_precision_flags(workdir):
+    path = workdir / "remat.json"
+    out, err = io.StringIO(), io.StringIO()
+    status = cli.main(["plan", "cli_models:mlp_factory", "--method", "pipeshard", "--mesh", "1x4",
+                       "--stage-meshes", "1x2,1x2", "--layer-boundaries", "blocks.2",
+                       "--micro-batches", "2", "--remat", "all", "--precision", "bf16", "-q",
+                       "-o", str(path)], out, err)
+    assert status == 0, err.getvalue()
+    plan = alpa_torch.Plan.load(path)
+    assert [s.remat for s in plan.stages] == [True, True] and plan.precision == "bf16"
+    err = io.StringIO()
+    assert cli.main(["plan", "cli_models:mlp_factory", "--mesh", "1x4", "--remat", "all"],
+                    io.StringIO(), err) == 2
+    assert "--remat all only apply to --method pipeshard" in err.getvalue()
+
+
 # ---- explain -----------------------------------------------------------------------
 
 def test_explain_names_every_stage_and_spec(capsys, pipe_plan_file):
