@@ -12,6 +12,7 @@ import alpa_torch
 from conftest import MODELS
 from dist_harness import run_ranks
 from test_parallelize import loss_of
+from training import train_steps
 
 STEPS = 5
 LR = 1e-3
@@ -34,14 +35,8 @@ def train(model, args):
 def _worker(rank, world, name, mesh):
     model, args = MODELS[name]()
     pmodel = alpa_torch.parallelize(model, args, mesh_shape=mesh, precision="bf16")
-    opt = torch.optim.AdamW(pmodel.parameters(), lr=LR, eps=1e-6)
-    losses = []
-    for _ in range(STEPS):
-        loss = loss_of(pmodel(*args))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_steps(pmodel, args, loss_of, STEPS,
+                         torch.optim.AdamW(pmodel.parameters(), lr=LR, eps=1e-6))
     state = {k: v.detach() for k, v in pmodel.full_state_dict().items()}
     return losses, {k: v.numpy().copy() for k, v in state.items()}, \
         {k: str(v.dtype) for k, v in state.items()}, pmodel.alpa_plan.precision
